@@ -1,0 +1,36 @@
+# `make train` and `make test` set everything up on a fresh machine: a virtual environment in .venv,
+# the package and its pinned dependencies, then the job. Extra arguments go in ARGS, e.g.
+#   make train ARGS="experiment=mnist_cnn paths.data_dir=../shared/data/mnist-subset"
+#   make test ARGS="-m slow"
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install train test lint format clean-logs
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	$(PY) train.py $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean-logs:
+	rm -rf logs/*/
