@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+from torchvision.datasets import CIFAR10, CIFAR100
+
+from tests.helpers.datasets import patch_cifar_checksums, write_cifar, write_mnist
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-subset"
+
+
+@pytest.fixture(autouse=True)
+def _clear_hydra():
+    yield
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory) -> Path:
+    """A data_dir holding generated MNIST idx files (600 train, 200 test images, 10 learnable classes)."""
+    return write_mnist(tmp_path_factory.mktemp("mnist"))
+
+
+@pytest.fixture(scope="session")
+def _cifar10_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cifar10")
+    return root, write_cifar(root, num_classes=10)
+
+
+@pytest.fixture(scope="session")
+def _cifar100_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cifar100")
+    return root, write_cifar(root, num_classes=100, n_train=2000, n_test=400)
+
+
+@pytest.fixture
+def cifar10_root(_cifar10_files, monkeypatch) -> Path:
+    """A data_dir holding generated CIFAR-10 pickled batches that torchvision's CIFAR10 accepts."""
+    root, checksums = _cifar10_files
+    patch_cifar_checksums(monkeypatch, CIFAR10, checksums)
+    return root
+
+
+@pytest.fixture
+def cifar100_root(_cifar100_files, monkeypatch) -> Path:
+    """A data_dir holding generated CIFAR-100 pickled files that torchvision's CIFAR100 accepts."""
+    root, checksums = _cifar100_files
+    patch_cifar_checksums(monkeypatch, CIFAR100, checksums)
+    return root
+
+
+@pytest.fixture
+def shared_mnist() -> Path:
+    """The real MNIST subset beside the repository; tests using it skip when it is absent."""
+    if not (SHARED_MNIST / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
+        pytest.skip(f"real MNIST subset not found at {SHARED_MNIST}")
+    return SHARED_MNIST
