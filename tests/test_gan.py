@@ -14,7 +14,7 @@ from litlab.data import DigitsMNISTDataModule, ImageFolderUnpairedDataModule, MN
 from litlab.data.base import DatasetNotFoundError
 from litlab.eval import evaluate
 from litlab.models import ConditionalGAN, CycleGAN
-from litlab.models.cyclegan import ImagePool, generator_loss
+from litlab.models.cyclegan import ImagePool, generator_loss, linear_decay
 from litlab.models.gan_eval import ClassifierJudge, GenerationMetrics, load_judge
 from litlab.models.nets import CNN, ConditionalDiscriminator, ConditionalGenerator, PatchDiscriminator, ResnetGenerator
 from litlab.train import train
@@ -174,6 +174,11 @@ def test_cyclegan_generator_loss_is_its_formula():
     assert math.isclose(without["loss"].item(), adversarial + cycle, rel_tol=1e-6)
 
 
+def test_learning_rate_is_constant_then_decays_linearly():
+    factor = linear_decay(constant_epochs=3, decay_epochs=3)
+    assert [factor(epoch) for epoch in range(6)] == [1.0, 1.0, 1.0, 0.75, 0.5, 0.25]
+
+
 def test_image_pool_returns_past_images_half_of_the_time():
     pool = ImagePool(10, generator=torch.Generator().manual_seed(0))
     first = torch.arange(10.0).view(10, 1, 1, 1)
@@ -279,11 +284,14 @@ def test_cyclegan_experiment_reports_label_preservation(tmp_path, mnist_root, ju
             "model.discriminator.base_channels=4",
             f"model.classifier_ckpt={judge_ckpt}",
         ],
-        tmp_path,
+        tmp_path / "train",
     )
-    metrics, _ = train(cfg)
+    metrics, objects = train(cfg)
     assert 0.0 <= metrics["test/label_acc"] <= 1.0
     assert 0.0 <= metrics["test/cycle_error_A"] <= 2.0 and 0.0 <= metrics["test/cycle_error_B"] <= 2.0
+    best = objects["trainer"].checkpoint_callback.best_model_path
+    eval_metrics, _ = evaluate(eval_config([f"ckpt_path={best}"], tmp_path / "eval"))
+    assert math.isclose(eval_metrics["test/cycle_error_B"], metrics["test/cycle_error_B"], rel_tol=1e-4)
 
 
 def test_missing_classifier_checkpoint_fails_before_training(tmp_path, mnist_root):
@@ -333,3 +341,11 @@ def test_digits_mnist_pair_keeps_labels_and_shapes(mnist_root):
     # the upscaled digits sit on MNIST's 4-pixel empty border
     assert data.data_train.images_a[:, :, :4].max() == 0
     assert set(data.data_train.labels_a.tolist()) == set(range(10))
+
+
+def test_digits_mnist_pair_on_real_mnist(shared_mnist):
+    data = DigitsMNISTDataModule(data_dir=str(shared_mnist), download=False)
+    data.setup()
+    assert len(data.data_train.images_b) == 14048 and len(data.data_test.images_b) == 10000
+    item = data.data_test[0]
+    assert item["A"].shape == item["B"].shape == (1, 28, 28) and item["valid_A"] and item["valid_B"]

@@ -42,7 +42,7 @@ class UnpairedDataset(Dataset):
         return max(len(self.images_a), len(self.images_b))
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        return self.__getitems__([index])
+        return {key: value[0] for key, value in self.__getitems__([index]).items()}
 
     def __getitems__(self, indices: list[int]) -> dict[str, Tensor]:
         index = torch.as_tensor(indices)
