@@ -2,13 +2,17 @@ from litlab.data.base import DatasetNotFoundError, InMemoryImageDataModule, Tens
 from litlab.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from litlab.data.digits import DigitsDataModule
 from litlab.data.mnist import MNISTDataModule
+from litlab.data.unpaired import DigitsMNISTDataModule, ImageFolderUnpairedDataModule, UnpairedImageDataModule
 
 __all__ = [
     "CIFAR10DataModule",
     "CIFAR100DataModule",
     "DatasetNotFoundError",
     "DigitsDataModule",
+    "DigitsMNISTDataModule",
+    "ImageFolderUnpairedDataModule",
     "InMemoryImageDataModule",
     "MNISTDataModule",
     "TensorBatchDataset",
+    "UnpairedImageDataModule",
 ]
