@@ -1,6 +1,7 @@
 """Optuna sweeps through Hydra's multirun: search spaces, pruning, time budget, failures, reports, storage."""
 
 import math
+import signal
 import time
 
 import optuna
@@ -8,14 +9,17 @@ import pandas as pd
 import pytest
 import yaml
 from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from hydra_plugins.litlab_optuna_sweeper.sweeper import trial_outcome
+from hydra_plugins.litlab_optuna_sweeper.sweeper import build_storage, open_study, trial_outcome
 from litlab.search.spaces import cnn_layers
 from litlab.search.trial import LiveTrial
-from tests.helpers.sweep import run_sweep
+from tests.helpers.config import TEST_OVERRIDES
+from tests.helpers.sweep import FAST_TRIAL, run_sweep, start_sweep, trials_by_state
 
 
 def test_cnn_space_searches_widths_of_existing_layers_only():
@@ -130,3 +134,150 @@ def test_timeout_stops_an_uncapped_sweep(tmp_path, monkeypatch):
     # the first trial outlasts the 1-second budget, so no second one starts
     assert trials.state.tolist() == ["COMPLETE"]
     assert time.monotonic() - start < 300
+
+
+def best_at_epochs(trials: list[optuna.trial.FrozenTrial], epochs: int) -> float:
+    """The best complete value found within the first `epochs` epochs of a sweep (trials in order)."""
+    spent, best = 0, -math.inf
+    for trial in sorted(trials, key=lambda t: t.number):
+        spent += len(trial.intermediate_values)
+        if spent > epochs:
+            break
+        if trial.state == TrialState.COMPLETE:
+            best = max(best, trial.value)
+    return best
+
+
+@pytest.mark.slow
+def test_pruning_spends_fewer_epochs_for_an_equal_or_better_best(tmp_path, monkeypatch):
+    # The same seeded random search with and without a median pruner: both draw the same trials, the
+    # pruned sweep stops the weak ones early and so reaches its best value with fewer epochs.
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    search = [
+        "hparams_search=samplers_compare",
+        "hydra/sweeper/sampler=random",
+        "hydra.sweeper.sampler.seed=3",
+        "hydra.sweeper.n_trials=8",
+        f"hydra.sweeper.storage={storage}",
+        "trainer.max_epochs=4",
+        "+trainer.limit_train_batches=8",
+    ]
+    pruner = "hydra.sweeper.pruner={_target_:optuna.pruners.MedianPruner,n_startup_trials:2,n_warmup_steps:1}"
+    run_sweep([*search, "hydra.sweeper.study_name=plain"], tmp_path / "plain", monkeypatch)
+    run_sweep([*search, "hydra.sweeper.study_name=pruned", pruner], tmp_path / "pruned", monkeypatch)
+
+    plain, pruned = (optuna.load_study(study_name=n, storage=storage).get_trials() for n in ("plain", "pruned"))
+    assert [t.params for t in plain] == [t.params for t in pruned]
+    assert any(t.state == TrialState.PRUNED for t in pruned)
+    assert all(t.state == TrialState.COMPLETE for t in plain)
+    epochs_pruned = sum(len(t.intermediate_values) for t in pruned)
+    assert epochs_pruned < sum(len(t.intermediate_values) for t in plain) == 8 * 4
+    assert best_at_epochs(pruned, epochs_pruned) >= best_at_epochs(plain, epochs_pruned)
+
+
+def wait_for(condition, timeout: float, process=None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the sweep process ended early with exit code {process.returncode}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting after {timeout} s")
+        time.sleep(1)
+
+
+SUBPROCESS_SEARCH = [
+    "hparams_search=samplers_compare",
+    "hydra/sweeper/sampler=random",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=3",
+]
+
+
+@pytest.mark.slow
+def test_killed_sweep_keeps_finished_trials_and_resumes(tmp_path, monkeypatch):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = ["hydra.sweeper.study_name=resume", f"hydra.sweeper.storage={storage}"]
+    process = start_sweep(
+        [*SUBPROCESS_SEARCH, *study, "hydra.sweeper.n_trials=null", "hydra.sweeper.timeout=null"],
+        tmp_path / "first",
+        tmp_path / "first.log",
+    )
+
+    def finished() -> int:
+        try:
+            return len(trials_by_state(storage, "resume").get("COMPLETE", []))
+        except (KeyError, SQLAlchemyError):  # the sweep has not set up its study yet
+            return 0
+
+    try:
+        wait_for(lambda: finished() >= 2, timeout=600, process=process)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    before = {t.number: (t.params, t.value) for t in trials_by_state(storage, "resume")["COMPLETE"]}
+
+    run_sweep([*SUBPROCESS_SEARCH, *study, "hydra.sweeper.n_trials=2"], tmp_path / "second", monkeypatch)
+    after = trials_by_state(storage, "resume")
+    kept = {t.number: (t.params, t.value) for t in after["COMPLETE"] if t.number in before}
+    assert kept == before
+    new = [t for t in after["COMPLETE"] if t.number not in before]
+    assert len(new) == 2 and min(t.number for t in new) > max(before)
+    # the report of the resumed sweep covers the whole study
+    results = yaml.safe_load((tmp_path / "second" / "optimization_results.yaml").read_text())
+    assert results["trials"]["complete"] == len(before) + 2
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_study(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = [*SUBPROCESS_SEARCH, "hydra.sweeper.study_name=shared", f"hydra.sweeper.storage={storage}"]
+    # one sweep folder for both: job folders are named by trial number, so they cannot collide
+    processes = [
+        start_sweep([*args, "hydra.sweeper.n_trials=3", f"hydra.sweeper.sampler.seed={i}"], tmp_path / "sweep", log)
+        for i, log in enumerate([tmp_path / "a.log", tmp_path / "b.log"])
+    ]
+    for process in processes:
+        assert process.wait(timeout=900) == 0, (tmp_path / "a.log").read_text()[-3000:]
+    trials = trials_by_state(storage, "shared")
+    assert set(trials) == {"COMPLETE"}
+    assert sorted(t.number for t in trials["COMPLETE"]) == list(range(6))
+    assert {p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()} >= {str(n) for n in range(6)}
+    for log in ("a.log", "b.log"):
+        assert "3 trials complete" in (tmp_path / log).read_text()
+
+
+@pytest.mark.slow
+def test_compare_samplers_writes_plot_and_table(tmp_path):
+    from scripts.compare_samplers import SAMPLERS, main
+
+    table = main(
+        ["--budget", "2", "--out", str(tmp_path), "--", *FAST_TRIAL[len(TEST_OVERRIDES) :], *SUBPROCESS_SEARCH[2:]]
+    )
+    assert table.sampler.tolist() == list(SAMPLERS)
+    # every sampler ran at least one trial within its budget and found a model above chance (10 classes)
+    assert (table.trials_finished + table.trials_pruned >= 1).all()
+    assert (table.best_value.dropna() > 0.1).all()
+    assert (tmp_path / "samplers_compare.png").stat().st_size > 10_000
+    assert pd.read_csv(tmp_path / "samplers_compare.csv").shape[0] == len(SAMPLERS)
+
+
+def test_journal_storage_is_built_from_its_config(tmp_path):
+    journal = tmp_path / "optuna.journal"
+    storage = build_storage(
+        OmegaConf.create(
+            {
+                "_target_": "optuna.storages.JournalStorage",
+                "log_storage": {"_target_": "optuna.storages.journal.JournalFileBackend", "file_path": str(journal)},
+            }
+        )
+    )
+    assert isinstance(storage, optuna.storages.JournalStorage)
+    study = open_study(study_name="journal", storage=storage, directions=["maximize"])
+    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.5)
+    # a second process reading the file sees the trial
+    reread = optuna.load_study(
+        study_name="journal",
+        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))),
+    )
+    assert [t.value for t in reread.trials] == [0.5]
+    assert build_storage("sqlite:///x.db") == "sqlite:///x.db"

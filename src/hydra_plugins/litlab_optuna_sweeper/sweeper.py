@@ -8,6 +8,7 @@ NaN and crashes recorded as FAIL, and reports written beside the sweep.
 
 import functools
 import math
+import random
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_p
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from litlab.search.reports import format_importances, write_reports
 from litlab.search.trial import TRIAL_KEY, LiveTrial, live_trials
@@ -34,6 +36,21 @@ def build_storage(storage: Any) -> Any:
     if isinstance(storage, Mapping) and "_target_" in storage:
         return instantiate(storage, _execution_whitelist_=PLUGIN_WHITELIST)
     return storage
+
+
+def open_study(attempts: int = 5, **kwargs: Any) -> optuna.Study:
+    """Creates the study, or loads it when it exists, and survives another process creating it at once.
+
+    Two sweeps started together on a new SQLite file both set up its tables; the loser of that race gets
+    a database error, and its retry finds the tables (and the study) in place.
+    """
+    for _ in range(attempts - 1):
+        try:
+            return optuna.create_study(load_if_exists=True, **kwargs)
+        except SQLAlchemyError as err:
+            log.info(f"The study storage is being set up by another process ({type(err).__name__}): retrying.")
+            time.sleep(0.5 + random.random())
+    return optuna.create_study(load_if_exists=True, **kwargs)
 
 
 def format_override(name: str, value: Any) -> str:
@@ -143,13 +160,12 @@ class LitlabOptunaSweeperImpl(OptunaSweeperImpl):
             log.info(f"GridSampler: {n_trials} grid points to run.")
 
         directions = self._get_directions()
-        study = optuna.create_study(
+        study = open_study(
             study_name=self.study_name,
             storage=self.storage,
             sampler=self.sampler,
             pruner=self.pruner or optuna.pruners.NopPruner(),
             directions=directions,
-            load_if_exists=True,
         )
         previous = len(study.get_trials(deepcopy=False))
         log.info(

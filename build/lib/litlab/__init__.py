@@ -1,0 +1,10 @@
+"""litlab: a Hydra + PyTorch Lightning research template."""
+
+import os
+from pathlib import Path
+
+# The configs address logs/ and data/ from the repository root (`paths.root_dir`), wherever the
+# command is started; an explicit PROJECT_ROOT still wins, as with lightning-hydra-template's rootutils.
+ROOT_DIR = Path(__file__).resolve().parents[2]
+CONFIG_DIR = ROOT_DIR / "configs"
+os.environ.setdefault("PROJECT_ROOT", str(ROOT_DIR))

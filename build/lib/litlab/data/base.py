@@ -1,0 +1,177 @@
+"""In-memory image datamodules: the whole dataset as uint8 tensors, batches served by indexing."""
+
+from abc import abstractmethod
+from collections.abc import Sequence
+
+import torch
+from lightning import LightningDataModule
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from litlab.data.augment import random_crop, random_hflip
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset that is neither on disk nor downloadable; the message says which files to place where."""
+
+
+class TensorBatchDataset(Dataset):
+    """Images (N, C, H, W) uint8 and labels (N,) int64, fetched a whole batch at a time.
+
+    `__getitems__` lets the DataLoader ask for a batch's indices in one call, so a batch is one
+    tensor index instead of N Python-level lookups and a collate. The DataLoader keeps its usual
+    samplers, so Lightning can still swap in a DistributedSampler under DDP.
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"Images must be a uint8 tensor (N, C, H, W), got {images.dtype} {tuple(images.shape)}.")
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels: the two must pair up one to one.")
+        self.images = images
+        self.labels = labels.long()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return self.images[index], self.labels[index]
+
+    def __getitems__(self, indices: list[int]) -> tuple[Tensor, Tensor]:
+        index = torch.as_tensor(indices)
+        return self.images[index], self.labels[index]
+
+
+def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """The collate function for `TensorBatchDataset`, whose batches come out already stacked."""
+    return batch
+
+
+class InMemoryImageDataModule(LightningDataModule):
+    """Base of the image-classification datamodules.
+
+    Subclasses say how to read one split as uint8 tensors (`load_split`), and give the dataset's
+    channel statistics; the base does the rest. Normalisation and augmentation run on the batch after
+    it reaches the device (`on_after_batch_transfer`), so on a GPU the input pipeline costs almost nothing.
+
+    Args:
+        data_dir: folder that holds (or receives) the dataset.
+        batch_size: training batch size; evaluation uses `eval_batch_size` (default: the same).
+        val_fraction: share of the training split held out for validation.
+        test_fraction: None keeps the official test split; a number pools train and test and carves
+            that share out as the test split (for example 0.3 for a 70/30 split).
+        split_seed: seed of the validation and test carving, fixed so that runs compare on the same images.
+        download: fetch the dataset when it is not in `data_dir`.
+        augment: random crop with padding and horizontal flip on training batches.
+        crop_padding: padding of the random crop, in pixels (0 turns the crop off).
+        hflip: random horizontal flips (off for digits, whose mirror images are other symbols).
+    """
+
+    num_classes: int
+    mean: Sequence[float]
+    std: Sequence[float]
+
+    def __init__(
+        self,
+        data_dir: str = "data/",
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float | None = None,
+        split_seed: int = 42,
+        download: bool = True,
+        augment: bool = False,
+        crop_padding: int = 4,
+        hflip: bool = True,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ):
+        super().__init__()
+        for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"data.{name} must be in [0, 1), got {value}.")
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be a positive integer, got {batch_size}.")
+        self.save_hyperparameters(logger=False)
+        self.data_train: TensorBatchDataset | None = None
+        self.data_val: TensorBatchDataset | None = None
+        self.data_test: TensorBatchDataset | None = None
+
+    @abstractmethod
+    def load_split(self, train: bool, download: bool) -> tuple[Tensor, Tensor]:
+        """Returns the official train or test split as uint8 images (N, C, H, W) and int64 labels (N,)."""
+
+    @property
+    def dims(self) -> tuple[int, int, int]:
+        """The shape (C, H, W) of one image."""
+        if self.data_train is None:
+            self.setup("fit")
+        return tuple(self.data_train.images.shape[1:])
+
+    def prepare_data(self) -> None:
+        # Downloads happen here, once per node; setup() then only reads.
+        if self.hparams.download:
+            self.load_split(train=True, download=True)
+            self.load_split(train=False, download=True)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data_train is not None:
+            return
+        images, labels = self.load_split(train=True, download=False)
+        test_images, test_labels = self.load_split(train=False, download=False)
+        generator = torch.Generator().manual_seed(self.hparams.split_seed)
+        if self.hparams.test_fraction is not None:
+            images, labels = torch.cat([images, test_images]), torch.cat([labels, test_labels])
+            order = torch.randperm(len(images), generator=generator)
+            n_test = round(self.hparams.test_fraction * len(images))
+            test_idx, order = order[:n_test], order[n_test:]
+            test_images, test_labels = images[test_idx], labels[test_idx]
+            images, labels = images[order], labels[order]
+        order = torch.randperm(len(images), generator=generator)
+        n_val = round(self.hparams.val_fraction * len(images))
+        val_idx, train_idx = order[:n_val], order[n_val:]
+        self.data_train = TensorBatchDataset(images[train_idx], labels[train_idx])
+        self.data_val = TensorBatchDataset(images[val_idx], labels[val_idx])
+        self.data_test = TensorBatchDataset(test_images, test_labels)
+
+    def _loader(self, dataset: TensorBatchDataset | None, train: bool) -> DataLoader:
+        if dataset is None or len(dataset) == 0:
+            raise ValueError(
+                "This split is empty: raise data.val_fraction above 0 to validate, or turn validation off "
+                "with trainer.limit_val_batches=0."
+            )
+        batch_size = self.hparams.batch_size if train else (self.hparams.eval_batch_size or self.hparams.batch_size)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=train,
+            drop_last=False,
+            collate_fn=keep_batch,
+            num_workers=self.hparams.num_workers,
+            pin_memory=self.hparams.pin_memory,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.data_train, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.data_val, train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.data_test, train=False)
+
+    def normalize(self, images: Tensor) -> Tensor:
+        """uint8 images to float, scaled to [0, 1] and standardised with the dataset's channel statistics."""
+        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
+        return (images.float().div_(255.0) - mean) / std
+
+    def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        images, labels = batch
+        images = self.normalize(images)
+        if self.hparams.augment and self.trainer is not None and self.trainer.training:
+            images = random_crop(images, self.hparams.crop_padding)
+            if self.hparams.hflip:
+                images = random_hflip(images)
+        return images, labels

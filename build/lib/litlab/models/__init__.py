@@ -1,0 +1,3 @@
+from litlab.models.classifier import ImageClassifier
+
+__all__ = ["ImageClassifier"]

@@ -1,0 +1,167 @@
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchmetrics import MaxMetric, MeanMetric, MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassConfusionMatrix,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+from litlab.models.base import LitlabModule, build_net, plain
+from litlab.models.optim import configure
+from litlab.utils.figures import confusion_matrix_figure, log_figure
+
+
+def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
+    """Accuracy (over all samples) and macro-averaged precision, recall and F1."""
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(num_classes, average="micro"),
+            "precision": MulticlassPrecision(num_classes, average="macro"),
+            "recall": MulticlassRecall(num_classes, average="macro"),
+            "f1": MulticlassF1Score(num_classes, average="macro"),
+        },
+        prefix=prefix,
+    )
+
+
+class ImageClassifier(LitlabModule):
+    """Trains any image classification network with cross-entropy.
+
+    Args:
+        net: the network, as an nn.Module or as a `_target_` mapping (the form configs use, which lets a
+            checkpoint alone rebuild the model). It must expose `num_classes`.
+        optimizer: plain settings for `litlab.models.optim.build_optimizer` (name, lr, weight_decay, ...).
+        scheduler: plain settings for `build_scheduler` (name: none, cosine, onecycle or plateau, ...).
+        label_smoothing: label smoothing of the cross-entropy.
+        compile: compile the network with `torch.compile` (worth it on a GPU, slow to start on a CPU).
+        class_names: labels for the confusion matrix's axes.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module | Mapping[str, Any],
+        optimizer: Mapping[str, Any] | None = None,
+        scheduler: Mapping[str, Any] | None = None,
+        label_smoothing: float = 0.0,
+        compile: bool = False,
+        class_names: list[str] | None = None,
+    ):
+        super().__init__()
+        net, optimizer, scheduler = plain(net), plain(optimizer) or {"name": "adam"}, plain(scheduler)
+        self.save_hyperparameters(
+            {
+                "net": net,
+                "optimizer": optimizer,
+                "scheduler": scheduler,
+                "label_smoothing": label_smoothing,
+                "compile": compile,
+                "class_names": plain(class_names),
+            },
+            logger=False,
+        )
+        if isinstance(net, nn.Module):
+            # A module cannot go into the checkpoint's plain hyperparameters: pass it again when loading.
+            self.hparams.pop("net")
+        self.net = build_net(net)
+        num_classes = getattr(self.net, "num_classes", None)
+        if not isinstance(num_classes, int):
+            raise ValueError(f"The network {type(self.net).__name__} must expose an integer `num_classes` attribute.")
+        self.num_classes = num_classes
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_metrics = classification_metrics(num_classes, "val/")
+        self.test_metrics = classification_metrics(num_classes, "test/")
+        self.val_confmat = MulticlassConfusionMatrix(num_classes)
+        self.test_confmat = MulticlassConfusionMatrix(num_classes)
+        self.val_acc_best = MaxMetric()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        data_shape = getattr(datamodule, "dims", None)
+        net_shape = getattr(self.net, "input_shape", None)
+        if data_shape is not None and net_shape is not None and tuple(data_shape) != tuple(net_shape):
+            raise ValueError(
+                f"The network expects inputs of shape {tuple(net_shape)} but the data gives {tuple(data_shape)}: "
+                "set model.net.in_channels and model.net.image_size to match, or pick an experiment= for this data."
+            )
+        data_classes = getattr(datamodule, "num_classes", None)
+        if isinstance(data_classes, int) and data_classes != self.num_classes:
+            raise ValueError(
+                f"The network predicts {self.num_classes} classes but the data has {data_classes}: "
+                "set model.net.num_classes to match."
+            )
+        if self.hparams.compile and stage == "fit":
+            self.net = torch.compile(self.net)
+
+    def model_step(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
+        return loss, logits.argmax(dim=1), y
+
+    def on_train_start(self) -> None:
+        # A fresh best value: the sanity check's validation must not count.
+        self.val_acc_best.reset()
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        self.log("model/params_trainable", float(trainable), rank_zero_only=True)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        loss, preds, targets = self.model_step(batch)
+        self.train_loss(loss)
+        self.train_acc(preds, targets)
+        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        loss, preds, targets = self.model_step(batch)
+        self.val_loss(loss)
+        self.val_metrics.update(preds, targets)
+        self.val_confmat.update(preds, targets)
+        self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True)
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self.val_metrics.compute()
+        self.log_dict(metrics, sync_dist=True, prog_bar=False)
+        self.val_metrics.reset()
+        self.val_acc_best(metrics["val/acc"])
+        self.log("val/acc_best", self.val_acc_best.compute(), sync_dist=True, prog_bar=True)
+        self._log_confusion_matrix(self.val_confmat, "val/confusion_matrix")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        loss, preds, targets = self.model_step(batch)
+        self.test_loss(loss)
+        self.test_metrics.update(preds, targets)
+        self.test_confmat.update(preds, targets)
+        self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute(), sync_dist=True)
+        self.test_metrics.reset()
+        self._log_confusion_matrix(self.test_confmat, "test/confusion_matrix")
+
+    def _log_confusion_matrix(self, confmat: MulticlassConfusionMatrix, tag: str) -> None:
+        matrix = confmat.compute()
+        confmat.reset()
+        if self.trainer.sanity_checking or not self.trainer.is_global_zero or not self.loggers:
+            return
+        title = f"{tag}, epoch {self.current_epoch}"
+        log_figure(
+            self.loggers, tag, confusion_matrix_figure(matrix, title, self.hparams.class_names), self.current_epoch
+        )
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        params = [p for p in self.parameters() if p.requires_grad]
+        return configure(
+            params, self.hparams.optimizer, self.hparams.scheduler, self.trainer.estimated_stepping_batches
+        )

@@ -1,0 +1,47 @@
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from litlab.models.nets.cnn import ACTIVATIONS, choose
+
+
+class MLP(nn.Module):
+    """A multilayer perceptron on flattened images: hidden layers of linear -> batch norm -> activation -> dropout.
+
+    Args:
+        in_channels, image_size, num_classes: the data's shape and classes (the input size is their product).
+        hidden_sizes: widths of the hidden layers; the output layer is always added.
+        batch_norm: batch norm after every hidden linear layer.
+        dropout: dropout after every hidden layer.
+        activation: "relu", "gelu", "silu" or "elu".
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        image_size: int = 28,
+        num_classes: int = 10,
+        hidden_sizes: Sequence[int] = (256, 128),
+        batch_norm: bool = False,
+        dropout: float = 0.0,
+        activation: str = "relu",
+    ):
+        super().__init__()
+        act = choose(ACTIVATIONS, activation, "activation")
+        self.input_shape = (in_channels, image_size, image_size)
+        self.num_classes = num_classes
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_channels * image_size * image_size
+        for units in hidden_sizes:
+            layers.append(nn.Linear(width, units, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(units))
+            layers.append(act())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = units
+        layers.append(nn.Linear(width, num_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)

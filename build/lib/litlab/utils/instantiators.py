@@ -1,0 +1,33 @@
+from hydra.utils import instantiate
+from lightning import Callback
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig
+
+from litlab.utils.pylogger import RankedLogger
+
+log = RankedLogger(__name__)
+
+
+def _instantiate_group(cfg: DictConfig | None, kind: str) -> list:
+    if not cfg:
+        return []
+    if not isinstance(cfg, DictConfig):
+        raise TypeError(f"The {kind} config must be a mapping of name to config, got {type(cfg).__name__}.")
+    objects = []
+    for name, conf in cfg.items():
+        if isinstance(conf, DictConfig) and "_target_" in conf:
+            log.info(f"Instantiating {kind} <{conf._target_}>")
+            objects.append(instantiate(conf))
+        elif conf is not None:
+            raise ValueError(f"The {kind} entry '{name}' has no _target_: give it one or set it to null.")
+    return objects
+
+
+def instantiate_callbacks(callbacks_cfg: DictConfig | None) -> list[Callback]:
+    """Instantiates every callback of the `callbacks` group (entries set to null are skipped)."""
+    return _instantiate_group(callbacks_cfg, "callback")
+
+
+def instantiate_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
+    """Instantiates every logger of the `logger` group (entries set to null are skipped)."""
+    return _instantiate_group(logger_cfg, "logger")

@@ -1,0 +1,52 @@
+from collections.abc import Sequence
+from pathlib import Path
+
+import rich
+import rich.syntax
+import rich.tree
+from hydra.core.hydra_config import HydraConfig
+from lightning_utilities.core.rank_zero import rank_zero_only
+from omegaconf import DictConfig, OmegaConf, open_dict
+from rich.prompt import Prompt
+
+from litlab.utils.pylogger import RankedLogger
+
+log = RankedLogger(__name__)
+
+
+@rank_zero_only
+def print_config_tree(
+    cfg: DictConfig,
+    print_order: Sequence[str] = ("data", "model", "callbacks", "logger", "trainer", "paths", "extras"),
+    resolve: bool = False,
+    save_to_file: bool = False,
+) -> None:
+    """Prints the composed config as a rich tree, and saves it beside the run when asked."""
+    tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
+    queue = [field for field in print_order if field in cfg]
+    queue += [field for field in cfg if field not in queue]
+    for field in queue:
+        branch = tree.add(field, style="dim", guide_style="dim")
+        content = cfg[field]
+        text = OmegaConf.to_yaml(content, resolve=resolve) if isinstance(content, DictConfig) else str(content)
+        branch.add(rich.syntax.Syntax(text, "yaml"))
+    rich.print(tree)
+    if save_to_file:
+        with open(Path(cfg.paths.output_dir, "config_tree.log"), "w") as file:
+            rich.print(tree, file=file)
+
+
+@rank_zero_only
+def enforce_tags(cfg: DictConfig, save_to_file: bool = False) -> None:
+    """Asks for tags when none are given; in a multirun or without a terminal, refuses instead."""
+    if cfg.get("tags"):
+        return
+    if "id" in HydraConfig().cfg.hydra.job:
+        raise ValueError("Tags are required in a multirun: set them with `tags=[...]` on the command line.")
+    log.warning("No tags given in the config; asking for them.")
+    tags = [t.strip() for t in Prompt.ask("Enter a list of comma separated tags", default="dev").split(",")]
+    with open_dict(cfg):
+        cfg.tags = [t for t in tags if t]
+    if save_to_file:
+        with open(Path(cfg.paths.output_dir, "tags.log"), "w") as file:
+            rich.print(cfg.tags, file=file)

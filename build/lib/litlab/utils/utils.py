@@ -1,0 +1,68 @@
+import functools
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from hydra.utils import execution_whitelist
+from omegaconf import DictConfig
+from optuna import TrialPruned
+
+from litlab.utils.pylogger import RankedLogger
+from litlab.utils.rich_utils import enforce_tags, print_config_tree
+from litlab.utils.whitelist import EXECUTION_WHITELIST
+
+log = RankedLogger(__name__)
+
+
+def extras(cfg: DictConfig) -> None:
+    """Applies the `extras` options before a task starts: silence warnings, require tags, print the config."""
+    if not cfg.get("extras"):
+        return
+    if cfg.extras.get("ignore_warnings"):
+        log.info("Silencing Python warnings (extras.ignore_warnings=true).")
+        warnings.filterwarnings("ignore")
+    if cfg.extras.get("enforce_tags"):
+        enforce_tags(cfg, save_to_file=True)
+    if cfg.extras.get("print_config"):
+        print_config_tree(cfg, resolve=True, save_to_file=True)
+
+
+def task_wrapper(task_func: Callable) -> Callable:
+    """Runs a task under the project's execution whitelist, logs its failure, and says where its output went.
+
+    The whitelist is applied here, not only in `@hydra.main`, so that tests and notebooks calling
+    `train(cfg)` directly get the same protection.
+    """
+
+    @functools.wraps(task_func)
+    def wrap(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+        try:
+            with execution_whitelist(EXECUTION_WHITELIST):
+                return task_func(cfg=cfg)
+        except TrialPruned as pruned:
+            # An Optuna sweep stopping a weak trial is no error: no traceback.
+            log.info(f"Optuna pruned this trial: {pruned}")
+            raise
+        except Exception:
+            log.exception("")
+            raise
+        finally:
+            log.info(f"Output dir: {cfg.paths.output_dir}")
+
+    return wrap
+
+
+def get_metric_value(metric_dict: dict[str, Any], metric_name: str | None) -> float | None:
+    """Returns the metric a sweeper optimises; NaN is passed on so that the sweeper can mark the trial failed."""
+    if not metric_name:
+        log.info("No optimized_metric is set: returning no value to the sweeper.")
+        return None
+    if metric_name not in metric_dict:
+        available = ", ".join(sorted(metric_dict)) or "none"
+        raise KeyError(
+            f"The optimized_metric '{metric_name}' was not logged by this run (logged: {available}): "
+            "set optimized_metric to one of them."
+        )
+    value = float(metric_dict[metric_name])
+    log.info(f"Retrieved metric value: {metric_name}={value}")
+    return value
