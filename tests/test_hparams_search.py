@@ -85,6 +85,7 @@ def test_sweep_prunes_fails_crashes_goes_on_and_reports(tmp_path, monkeypatch):
             "model.net.activation=choice(relu,bogus)",
             "model.net.dropout=0.0",
             "hydra.sweeper.max_failure_rate=0.5",
+            "hydra.sweeper.timeout=null",
             "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.3}",
             "model.optimizer.name=adam",
             "trainer.max_epochs=2",
@@ -158,6 +159,7 @@ def test_pruning_spends_fewer_epochs_for_an_equal_or_better_best(tmp_path, monke
         "hydra/sweeper/sampler=random",
         "hydra.sweeper.sampler.seed=3",
         "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.timeout=null",
         f"hydra.sweeper.storage={storage}",
         "trainer.max_epochs=4",
         "+trainer.limit_train_batches=8",
@@ -188,17 +190,19 @@ def wait_for(condition, timeout: float, process=None) -> None:
 SUBPROCESS_SEARCH = [
     "hparams_search=samplers_compare",
     "hydra/sweeper/sampler=random",
+    "hydra.sweeper.timeout=null",
     "trainer.max_epochs=1",
     "+trainer.limit_train_batches=3",
 ]
 
 
 @pytest.mark.slow
-def test_killed_sweep_keeps_finished_trials_and_resumes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["killed", "ctrl-c"])
+def test_stopped_sweep_keeps_finished_trials_and_resumes(stop, tmp_path, monkeypatch):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     study = ["hydra.sweeper.study_name=resume", f"hydra.sweeper.storage={storage}"]
     process = start_sweep(
-        [*SUBPROCESS_SEARCH, *study, "hydra.sweeper.n_trials=null", "hydra.sweeper.timeout=null"],
+        [*SUBPROCESS_SEARCH, *study, "hydra.sweeper.n_trials=null"],
         tmp_path / "first",
         tmp_path / "first.log",
     )
@@ -212,9 +216,15 @@ def test_killed_sweep_keeps_finished_trials_and_resumes(tmp_path, monkeypatch):
     try:
         wait_for(lambda: finished() >= 2, timeout=600, process=process)
     finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    before = {t.number: (t.params, t.value) for t in trials_by_state(storage, "resume")["COMPLETE"]}
+        process.send_signal(stop)
+        process.wait(timeout=120)
+    stopped = trials_by_state(storage, "resume")
+    before = {t.number: (t.params, t.value) for t in stopped["COMPLETE"]}
+    if stop == signal.SIGINT:
+        # Ctrl-C closes the interrupted trial and still writes the reports
+        assert "RUNNING" not in stopped
+        assert all(t.user_attrs["fail_reason"].startswith("interrupted") for t in stopped.get("FAIL", []))
+        assert (tmp_path / "first" / "optimization_results.yaml").exists()
 
     run_sweep([*SUBPROCESS_SEARCH, *study, "hydra.sweeper.n_trials=2"], tmp_path / "second", monkeypatch)
     after = trials_by_state(storage, "resume")
@@ -251,7 +261,7 @@ def test_compare_samplers_writes_plot_and_table(tmp_path):
     from scripts.compare_samplers import SAMPLERS, main
 
     table = main(
-        ["--budget", "2", "--out", str(tmp_path), "--", *FAST_TRIAL[len(TEST_OVERRIDES) :], *SUBPROCESS_SEARCH[2:]]
+        ["--budget", "2", "--out", str(tmp_path), "--", *FAST_TRIAL[len(TEST_OVERRIDES) :], *SUBPROCESS_SEARCH[3:]]
     )
     assert table.sampler.tolist() == list(SAMPLERS)
     # every sampler ran at least one trial within its budget and found a model above chance (10 classes)

@@ -184,7 +184,16 @@ class LitlabOptunaSweeperImpl(OptunaSweeperImpl):
             trials = [study.ask() for _ in range(batch)]
             overrides = self._configure_trials(trials, distributions, fixed_params, fixed_overrides)
             with live_trials(trials, self.monitor) as live:
-                returns = self._launch(trials, overrides)
+                try:
+                    returns = self._launch(trials, overrides)
+                except (KeyboardInterrupt, SystemExit):
+                    # Ctrl-C (Lightning turns it into SystemExit): the finished trials are stored already;
+                    # close the interrupted ones and report.
+                    for trial in trials:
+                        trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+                        self._tell(study, trial, TrialState.FAIL, None)
+                    self._report(study)
+                    raise
             launched += len(returns)
             for trial, ret in zip(trials, returns, strict=True):
                 state, values, reason = trial_outcome(ret, live[trial.number], len(directions))
