@@ -1,3 +1,0 @@
-from litlab.models.classifier import ImageClassifier
-
-__all__ = ["ImageClassifier"]
