@@ -5,6 +5,7 @@ from typing import Any
 
 from hydra.utils import execution_whitelist
 from omegaconf import DictConfig
+from optuna import TrialPruned
 
 from litlab.utils.pylogger import RankedLogger
 from litlab.utils.rich_utils import enforce_tags, print_config_tree
@@ -38,6 +39,10 @@ def task_wrapper(task_func: Callable) -> Callable:
         try:
             with execution_whitelist(EXECUTION_WHITELIST):
                 return task_func(cfg=cfg)
+        except TrialPruned as pruned:
+            # An Optuna sweep stopping a weak trial is no error: no traceback.
+            log.info(f"Optuna pruned this trial: {pruned}")
+            raise
         except Exception:
             log.exception("")
             raise

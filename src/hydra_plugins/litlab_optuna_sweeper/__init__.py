@@ -1,0 +1,1 @@
+"""litlab's Optuna sweeper: hydra-optuna-sweeper plus pruning, a time budget, FAIL on NaN and sweep reports."""

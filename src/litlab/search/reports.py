@@ -1,0 +1,98 @@
+"""What a sweep leaves in its folder: best result, a table of all trials, plots and parameter importances."""
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # sweeps run on machines without a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import optuna  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+from optuna.trial import TrialState  # noqa: E402
+from optuna.visualization import matplotlib as optuna_plots  # noqa: E402
+
+from litlab.utils.pylogger import RankedLogger  # noqa: E402
+
+log = RankedLogger(__name__)
+
+PLOTS = {
+    "optimization_history.png": optuna_plots.plot_optimization_history,
+    "param_importances.png": optuna_plots.plot_param_importances,
+    "intermediate_values.png": optuna_plots.plot_intermediate_values,
+}
+
+
+def param_importances(study: optuna.Study) -> dict[str, float]:
+    """fANOVA importances over the parameters every finished trial shares; empty while fewer than 2 finished."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < 2 or len(study.directions) > 1:
+        return {}
+    try:
+        return optuna.importance.get_param_importances(study)
+    except (ValueError, RuntimeError) as err:
+        # e.g. every trial got the same value: nothing to apportion.
+        log.warning(f"Parameter importances could not be computed: {err}")
+        return {}
+
+
+def best_result(study: optuna.Study) -> dict[str, Any]:
+    """The best trial (or the Pareto front) with the study's counts, as `optimization_results.yaml` holds it."""
+    counts = {state.name.lower(): 0 for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state.name.lower() in counts:
+            counts[trial.state.name.lower()] += 1
+    result: dict[str, Any] = {"name": "optuna", "study_name": study.study_name, "trials": counts}
+    if not counts["complete"]:
+        return result
+    if len(study.directions) == 1:
+        best = study.best_trial
+        result.update(best_trial=best.number, best_params=best.params, best_value=best.value)
+    else:
+        result["solutions"] = [{"params": t.params, "values": t.values} for t in study.best_trials]
+    return result
+
+
+def write_reports(study: optuna.Study, out_dir: str | Path) -> dict[str, float]:
+    """Writes optimization_results.yaml, trials.csv and the plots into `out_dir`; returns the importances."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    importances = param_importances(study)
+    result = best_result(study)
+    if importances:
+        result["param_importances"] = importances
+    OmegaConf.save(OmegaConf.create(result), out_dir / "optimization_results.yaml")
+
+    table = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration", "user_attrs"))
+    if "duration" in table:
+        table["duration_s"] = table.pop("duration").dt.total_seconds()
+    table.to_csv(out_dir / "trials.csv", index=False)
+
+    if len(study.directions) == 1 and result["trials"]["complete"]:
+        for name, plot in PLOTS.items():
+            if name == "param_importances.png" and not importances:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+                try:
+                    axes = plot(study)
+                except ValueError as err:
+                    log.warning(f"{name} was not drawn: {err}")
+                    continue
+            figure = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+            figure.set_size_inches(9, 5.5)
+            figure.tight_layout()
+            figure.savefig(out_dir / name, dpi=100)
+            plt.close(figure)
+    return importances
+
+
+def format_importances(importances: dict[str, float]) -> str:
+    """The importances as an aligned list, most important first."""
+    if not importances:
+        return "Parameter importances: not enough finished trials to compute them."
+    width = max(map(len, importances))
+    lines = [f"  {name:<{width}}  {value:6.3f}  {'#' * round(40 * value)}" for name, value in importances.items()]
+    return "Parameter importances (fANOVA, share of the objective's variance):\n" + "\n".join(lines)

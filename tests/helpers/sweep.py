@@ -1,0 +1,60 @@
+"""Running `python train.py -m ...` sweeps in tests: in this process, or as separate processes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+from hydra.core.global_hydra import GlobalHydra
+
+from litlab import ROOT_DIR
+from tests.helpers.config import TEST_OVERRIDES
+
+# Trials small enough for a test: a few batches of the bundled digits, no checkpoints, no model summary.
+FAST_TRIAL = [
+    *TEST_OVERRIDES,
+    "callbacks.model_summary=null",
+    "callbacks.model_checkpoint=null",
+    "callbacks.early_stopping=null",
+    "callbacks.learning_rate_monitor=null",
+    "test=false",
+    "+trainer.limit_val_batches=2",
+    "+trainer.enable_progress_bar=false",
+]
+
+
+def sweep_args(overrides: list[str], sweep_dir: Path) -> list[str]:
+    """The command line of a test sweep writing into `sweep_dir`."""
+    return ["-m", *FAST_TRIAL, f"hydra.sweep.dir={sweep_dir}", *overrides]
+
+
+def run_sweep(overrides: list[str], sweep_dir: Path, monkeypatch) -> None:
+    """Runs `python train.py -m <overrides>` in this process (the default launcher runs trials in-process too)."""
+    from litlab.train import main
+
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["train.py", *sweep_args(overrides, sweep_dir)])
+    main()
+    GlobalHydra.instance().clear()
+
+
+def start_sweep(overrides: list[str], sweep_dir: Path, log_path: Path) -> subprocess.Popen:
+    """Starts `python train.py -m <overrides>` as a separate process, its output going to `log_path`."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT_DIR / "src")}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT_DIR / "train.py"), *sweep_args(overrides, sweep_dir)],
+        cwd=ROOT_DIR,
+        env=env,
+        stdout=log_path.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def trials_by_state(storage: str, study_name: str) -> dict[str, list[optuna.trial.FrozenTrial]]:
+    """The study's trials grouped by state name (COMPLETE, PRUNED, FAIL, RUNNING, ...)."""
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    grouped: dict[str, list] = {}
+    for trial in study.get_trials(deepcopy=False):
+        grouped.setdefault(trial.state.name, []).append(trial)
+    return grouped

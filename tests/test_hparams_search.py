@@ -1,0 +1,293 @@
+"""Optuna sweeps through Hydra's multirun: search spaces, pruning, time budget, failures, reports, storage."""
+
+import math
+import signal
+import time
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from hydra_plugins.litlab_optuna_sweeper.sweeper import build_storage, open_study, trial_outcome
+from litlab.search.spaces import cnn_layers
+from litlab.search.trial import LiveTrial
+from tests.helpers.config import TEST_OVERRIDES
+from tests.helpers.sweep import FAST_TRIAL, run_sweep, start_sweep, trials_by_state
+
+
+def test_cnn_space_searches_widths_of_existing_layers_only():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen_conv, seen_dense = set(), set()
+    for _ in range(30):
+        trial = study.ask()
+        overrides = cnn_layers(None, trial, max_conv_layers=4, max_dense_layers=3, max_filters=64, max_units=64)
+        conv, dense = overrides["model.net.conv_channels"], overrides["model.net.dense_units"]
+        assert len(conv) == trial.params["conv_layers"] and 1 <= len(conv) <= 4
+        assert len(dense) == trial.params["dense_layers"] and 1 <= len(dense) <= 3
+        assert all(8 <= w <= 64 for w in conv + dense)
+        # a width is a parameter exactly when its layer exists
+        assert {k for k in trial.params if k.startswith("conv") and k != "conv_layers"} == {
+            f"conv{i}_filters" for i in range(1, len(conv) + 1)
+        }
+        seen_conv.add(len(conv))
+        seen_dense.add(len(dense))
+        study.tell(trial, 0.0)
+    assert seen_conv == {1, 2, 3, 4} and seen_dense == {1, 2, 3}
+
+
+def job_return(status: JobStatus, value) -> JobReturn:
+    ret = JobReturn(overrides=["a=1"], status=status)
+    ret.return_value = value
+    return ret
+
+
+def test_trial_outcome_tells_complete_pruned_and_failed_apart():
+    trial = optuna.create_study().ask()
+    assert trial_outcome(job_return(JobStatus.COMPLETED, 0.9), LiveTrial(trial), 1) == (
+        TrialState.COMPLETE,
+        [0.9],
+        "",
+    )
+    state, values, reason = trial_outcome(job_return(JobStatus.COMPLETED, math.nan), LiveTrial(trial), 1)
+    assert state == TrialState.FAIL and values is None and "not finite" in reason
+    state, _, reason = trial_outcome(job_return(JobStatus.FAILED, ValueError("bad layer")), LiveTrial(trial), 1)
+    assert state == TrialState.FAIL and reason == "ValueError: bad layer"
+    state, _, _ = trial_outcome(job_return(JobStatus.COMPLETED, None), LiveTrial(trial), 1)
+    assert state == TrialState.FAIL
+    pruned = LiveTrial(trial, pruned_at_epoch=1)
+    assert trial_outcome(job_return(JobStatus.FAILED, optuna.TrialPruned("x")), pruned, 1)[0] == TrialState.PRUNED
+
+
+def hparams_of_run(run_dir) -> dict:
+    """The hyperparameters a TensorBoard run shows in its HParams tab."""
+    events = EventAccumulator(str(next(run_dir.rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    return {name: getattr(value, value.WhichOneof("kind")) for name, value in info.hparams.items()}
+
+
+def test_sweep_prunes_fails_crashes_goes_on_and_reports(tmp_path, monkeypatch):
+    # Grid over 2 learning rates x 2 activations: the bogus activation crashes, the tiny learning rate is
+    # pruned by the threshold after its first epoch, the good one completes.
+    run_sweep(
+        [
+            "hparams_search=samplers_compare",
+            "hydra/sweeper/sampler=grid",
+            "model.optimizer.lr=choice(0.00001,0.003)",
+            "model.net.activation=choice(relu,bogus)",
+            "model.net.dropout=0.0",
+            "hydra.sweeper.max_failure_rate=0.5",
+            "hydra.sweeper.timeout=null",
+            "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.3}",
+            "model.optimizer.name=adam",
+            "trainer.max_epochs=2",
+            "+trainer.limit_train_batches=10",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert len(trials) == 4
+    by_state = trials.groupby("state")
+    assert by_state.size().to_dict() == {"COMPLETE": 1, "FAIL": 2, "PRUNED": 1}
+    failed = trials[trials.state == "FAIL"]
+    assert (failed["params_model.net.activation"] == "bogus").all()
+    assert failed.user_attrs_fail_reason.str.contains("Unknown activation 'bogus'").all()
+    pruned = trials[trials.state == "PRUNED"].iloc[0]
+    assert pruned["params_model.optimizer.lr"] == pytest.approx(1e-5)
+
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert results["trials"] == {"complete": 1, "pruned": 1, "fail": 2}
+    assert results["best_params"]["model.optimizer.lr"] == pytest.approx(0.003)
+    assert results["best_value"] > 0.3
+    for plot in ("optimization_history.png", "intermediate_values.png"):
+        assert (tmp_path / plot).stat().st_size > 10_000
+
+    best = results["best_trial"]
+    hparams = hparams_of_run(tmp_path / str(best) / "tensorboard")
+    assert hparams["optuna/trial"] == best
+    assert hparams["optuna/model.optimizer.lr"] == pytest.approx(0.003)
+
+
+def test_timeout_stops_an_uncapped_sweep(tmp_path, monkeypatch):
+    start = time.monotonic()
+    run_sweep(
+        [
+            "hparams_search=samplers_compare",
+            "hydra/sweeper/sampler=random",
+            "hydra.sweeper.n_trials=null",
+            "hydra.sweeper.timeout=1",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=2",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    # the first trial outlasts the 1-second budget, so no second one starts
+    assert trials.state.tolist() == ["COMPLETE"]
+    assert time.monotonic() - start < 300
+
+
+def best_at_epochs(trials: list[optuna.trial.FrozenTrial], epochs: int) -> float:
+    """The best complete value found within the first `epochs` epochs of a sweep (trials in order)."""
+    spent, best = 0, -math.inf
+    for trial in sorted(trials, key=lambda t: t.number):
+        spent += len(trial.intermediate_values)
+        if spent > epochs:
+            break
+        if trial.state == TrialState.COMPLETE:
+            best = max(best, trial.value)
+    return best
+
+
+@pytest.mark.slow
+def test_pruning_spends_fewer_epochs_for_an_equal_or_better_best(tmp_path, monkeypatch):
+    # The same seeded random search with and without a median pruner: both draw the same trials, the
+    # pruned sweep stops the weak ones early and so reaches its best value with fewer epochs.
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    search = [
+        "hparams_search=samplers_compare",
+        "hydra/sweeper/sampler=random",
+        "hydra.sweeper.sampler.seed=3",
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.timeout=null",
+        f"hydra.sweeper.storage={storage}",
+        "trainer.max_epochs=4",
+        "+trainer.limit_train_batches=8",
+    ]
+    pruner = "hydra.sweeper.pruner={_target_:optuna.pruners.MedianPruner,n_startup_trials:2,n_warmup_steps:1}"
+    run_sweep([*search, "hydra.sweeper.study_name=plain"], tmp_path / "plain", monkeypatch)
+    run_sweep([*search, "hydra.sweeper.study_name=pruned", pruner], tmp_path / "pruned", monkeypatch)
+
+    plain, pruned = (optuna.load_study(study_name=n, storage=storage).get_trials() for n in ("plain", "pruned"))
+    assert [t.params for t in plain] == [t.params for t in pruned]
+    assert any(t.state == TrialState.PRUNED for t in pruned)
+    assert all(t.state == TrialState.COMPLETE for t in plain)
+    epochs_pruned = sum(len(t.intermediate_values) for t in pruned)
+    assert epochs_pruned < sum(len(t.intermediate_values) for t in plain) == 8 * 4
+    assert best_at_epochs(pruned, epochs_pruned) >= best_at_epochs(plain, epochs_pruned)
+
+
+def wait_for(condition, timeout: float, process=None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the sweep process ended early with exit code {process.returncode}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting after {timeout} s")
+        time.sleep(1)
+
+
+SUBPROCESS_SEARCH = [
+    "hparams_search=samplers_compare",
+    "hydra/sweeper/sampler=random",
+    "hydra.sweeper.timeout=null",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=3",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["killed", "ctrl-c"])
+def test_stopped_sweep_keeps_finished_trials_and_resumes(stop, tmp_path, monkeypatch):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    study = ["hydra.sweeper.study_name=resume", f"hydra.sweeper.storage={storage}"]
+    process = start_sweep(
+        [*SUBPROCESS_SEARCH, *study, "hydra.sweeper.n_trials=null"],
+        tmp_path / "first",
+        tmp_path / "first.log",
+    )
+
+    def finished() -> int:
+        try:
+            return len(trials_by_state(storage, "resume").get("COMPLETE", []))
+        except (KeyError, SQLAlchemyError):  # the sweep has not set up its study yet
+            return 0
+
+    try:
+        wait_for(lambda: finished() >= 2, timeout=600, process=process)
+    finally:
+        process.send_signal(stop)
+        process.wait(timeout=120)
+    stopped = trials_by_state(storage, "resume")
+    before = {t.number: (t.params, t.value) for t in stopped["COMPLETE"]}
+    if stop == signal.SIGINT:
+        # Ctrl-C closes the interrupted trial and still writes the reports
+        assert "RUNNING" not in stopped
+        assert all(t.user_attrs["fail_reason"].startswith("interrupted") for t in stopped.get("FAIL", []))
+        assert (tmp_path / "first" / "optimization_results.yaml").exists()
+
+    run_sweep([*SUBPROCESS_SEARCH, *study, "hydra.sweeper.n_trials=2"], tmp_path / "second", monkeypatch)
+    after = trials_by_state(storage, "resume")
+    kept = {t.number: (t.params, t.value) for t in after["COMPLETE"] if t.number in before}
+    assert kept == before
+    new = [t for t in after["COMPLETE"] if t.number not in before]
+    assert len(new) == 2 and min(t.number for t in new) > max(before)
+    # the report of the resumed sweep covers the whole study
+    results = yaml.safe_load((tmp_path / "second" / "optimization_results.yaml").read_text())
+    assert results["trials"]["complete"] == len(before) + 2
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_study(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = [*SUBPROCESS_SEARCH, "hydra.sweeper.study_name=shared", f"hydra.sweeper.storage={storage}"]
+    # one sweep folder for both: job folders are named by trial number, so they cannot collide
+    processes = [
+        start_sweep([*args, "hydra.sweeper.n_trials=3", f"hydra.sweeper.sampler.seed={i}"], tmp_path / "sweep", log)
+        for i, log in enumerate([tmp_path / "a.log", tmp_path / "b.log"])
+    ]
+    for process in processes:
+        assert process.wait(timeout=900) == 0, (tmp_path / "a.log").read_text()[-3000:]
+    trials = trials_by_state(storage, "shared")
+    assert set(trials) == {"COMPLETE"}
+    assert sorted(t.number for t in trials["COMPLETE"]) == list(range(6))
+    assert {p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()} >= {str(n) for n in range(6)}
+    for log in ("a.log", "b.log"):
+        assert "3 trials complete" in (tmp_path / log).read_text()
+
+
+@pytest.mark.slow
+def test_compare_samplers_writes_plot_and_table(tmp_path):
+    from scripts.compare_samplers import SAMPLERS, main
+
+    table = main(
+        ["--budget", "2", "--out", str(tmp_path), "--", *FAST_TRIAL[len(TEST_OVERRIDES) :], *SUBPROCESS_SEARCH[3:]]
+    )
+    assert table.sampler.tolist() == list(SAMPLERS)
+    # every sampler ran at least one trial within its budget and found a model above chance (10 classes)
+    assert (table.trials_finished + table.trials_pruned >= 1).all()
+    assert (table.best_value.dropna() > 0.1).all()
+    assert (tmp_path / "samplers_compare.png").stat().st_size > 10_000
+    assert pd.read_csv(tmp_path / "samplers_compare.csv").shape[0] == len(SAMPLERS)
+
+
+def test_journal_storage_is_built_from_its_config(tmp_path):
+    journal = tmp_path / "optuna.journal"
+    storage = build_storage(
+        OmegaConf.create(
+            {
+                "_target_": "optuna.storages.JournalStorage",
+                "log_storage": {"_target_": "optuna.storages.journal.JournalFileBackend", "file_path": str(journal)},
+            }
+        )
+    )
+    assert isinstance(storage, optuna.storages.JournalStorage)
+    study = open_study(study_name="journal", storage=storage, directions=["maximize"])
+    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.5)
+    # a second process reading the file sees the trial
+    reread = optuna.load_study(
+        study_name="journal",
+        storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))),
+    )
+    assert [t.value for t in reread.trials] == [0.5]
+    assert build_storage("sqlite:///x.db") == "sqlite:///x.db"
