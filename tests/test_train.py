@@ -51,6 +51,7 @@ def test_tensorboard_gets_curves_confusion_matrices_and_hparams(tmp_path):
     assert {"train/loss", "train/acc", "val/acc", "val/f1", "val/acc_best", "test/acc"} <= set(tags["scalars"])
     assert {"val/confusion_matrix", "test/confusion_matrix"} <= set(tags["images"])
     assert len(events.Images("val/confusion_matrix")) == 2  # one per epoch, none from the sanity check
+    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")  # the HParams tab lists this run
     assert events.Scalars("model/params_trainable")[0].value == sum(
         p.numel() for p in objects["model"].parameters() if p.requires_grad
     )

@@ -5,9 +5,9 @@ from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig
 from optuna_integration import PyTorchLightningPruningCallback
-from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from litlab.search.trial import LiveTrial, current_trial
+from litlab.utils.logging_utils import write_hparams_summary
 
 
 class OptunaTrialCallback(PyTorchLightningPruningCallback):
@@ -43,11 +43,7 @@ class OptunaTrialCallback(PyTorchLightningPruningCallback):
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.log_hyperparams(params)
-                # Lightning writes the HParams summary only together with metric values; writing it
-                # directly names the metrics whose logged scalars the tab then shows.
-                writer = logger.experiment._get_file_writer()
-                for summary in hparams_summary(params, dict.fromkeys(self.hparam_metrics, 0.0)):
-                    writer.add_summary(summary)
+                write_hparams_summary(logger, params, self.hparam_metrics)
 
 
 def trial_callbacks(cfg: DictConfig) -> list[Callback]:
