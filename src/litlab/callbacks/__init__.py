@@ -1,0 +1,6 @@
+from litlab.callbacks.dropblock import DropBlockSchedule
+from litlab.callbacks.gradcam import GradCAM
+from litlab.callbacks.results import RunResults
+from litlab.callbacks.test_curves import TestCurves
+
+__all__ = ["DropBlockSchedule", "GradCAM", "RunResults", "TestCurves"]
