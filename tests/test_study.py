@@ -52,6 +52,8 @@ def test_study_nets_are_parameter_matched(dataset, tmp_path):
     x = torch.randn(4, channels, size, size)
     shapes = {name: tuple(net.eval()(x).shape) for name, net in nets.items()}
     assert set(shapes.values()) == {(4, 10)}
+    # DropBlock2d refuses an even block size, which it would get on a small map if the net did not adapt it.
+    assert nets["cnn_dropblock"].train()(x).shape == (4, 10)
 
 
 def test_factorized_cnn_replaces_every_square_kernel_and_keeps_shapes():
