@@ -8,7 +8,14 @@ from lightning import LightningDataModule, LightningModule, Trainer
 from omegaconf import DictConfig
 
 from litlab import CONFIG_DIR
-from litlab.utils import RankedLogger, extras, instantiate_loggers, log_hyperparameters, task_wrapper
+from litlab.utils import (
+    RankedLogger,
+    extras,
+    instantiate_callbacks,
+    instantiate_loggers,
+    log_hyperparameters,
+    task_wrapper,
+)
 from litlab.utils.checkpoint import CheckpointError, load_checkpoint
 from litlab.utils.whitelist import EXECUTION_WHITELIST
 
@@ -45,8 +52,10 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         log.info(f"Rebuilding <{datamodule_cls.__name__}> from the checkpoint's data settings")
         datamodule = datamodule_cls.load_from_checkpoint(cfg.ckpt_path, weights_only=True)
 
+    # Callbacks that act on the test run, e.g. Grad-CAM: `python eval.py ckpt_path=... +callbacks=gradcam`.
+    callbacks = instantiate_callbacks(cfg.get("callbacks"))
     logger = instantiate_loggers(cfg.get("logger"))
-    trainer: Trainer = instantiate(cfg.trainer, logger=logger or False)
+    trainer: Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger or False)
     object_dict = {"cfg": cfg, "datamodule": datamodule, "model": model, "logger": logger, "trainer": trainer}
     if logger:
         log_hyperparameters(object_dict)

@@ -1,6 +1,7 @@
 from collections.abc import Sequence
 
 from torch import Tensor, nn
+from torchvision.ops import DropBlock2d
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "elu": nn.ELU}
 POOLS: dict[str, type[nn.Module] | None] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d, "none": None}
@@ -24,10 +25,27 @@ def per_layer(value: int | Sequence[int], n: int, what: str) -> list[int]:
     return values
 
 
+def conv_layers(in_channels: int, out_channels: int, k: int, bias: bool, factorize: bool) -> list[nn.Module]:
+    """A k x k convolution with same padding, or, factorized, a k x 1 convolution followed by a 1 x k one.
+
+    The factorized pair passes through min(in, out) channels, which makes it cheaper than the k x k kernel
+    for every k > 2 (k (in + out) min(in, out) < k^2 in out); widening it to `out` channels would make the
+    first layer of a network on 1-channel images three times larger than the kernel it replaces.
+    """
+    if not factorize or k == 1:
+        return [nn.Conv2d(in_channels, out_channels, k, padding=k // 2, bias=bias)]
+    middle = min(in_channels, out_channels)
+    return [
+        nn.Conv2d(in_channels, middle, (k, 1), padding=(k // 2, 0), bias=False),
+        nn.Conv2d(middle, out_channels, (1, k), padding=(0, k // 2), bias=bias),
+    ]
+
+
 class CNN(nn.Module):
     """A configurable convolutional classifier: conv blocks, then dense layers, then the output layer.
 
-    Each conv block is conv (same padding) -> batch norm -> activation -> 2x2 pooling -> dropout. Pooling
+    Each conv block is conv (same padding) -> batch norm -> activation -> 2x2 pooling -> dropout or DropBlock.
+    Pooling
     follows every `pool_every`-th block and is skipped once the feature map is down to 1 pixel, so deep
     stacks work on 8x8, 28x28 and 32x32 inputs alike, and the flattened size is computed here, not by hand.
 
@@ -39,6 +57,11 @@ class CNN(nn.Module):
         pool_every: pool after every n-th conv layer (2 gives VGG-style pairs of convs).
         batch_norm: batch norm after every conv and hidden dense layer.
         conv_dropout: dropout (channel-wise) after every conv block.
+        dropblock: drop probability of a `torchvision.ops.DropBlock2d` after every conv block (0 leaves it out).
+            This is its target: `litlab.callbacks.DropBlockSchedule` raises it from 0 during training.
+        dropblock_size: side of the dropped blocks, reduced where a feature map is smaller (to an odd size,
+            as DropBlock2d requires).
+        factorize: replace every k x k convolution (k > 1) by a k x 1 followed by a 1 x k (`conv_layers`).
         dense_units: widths of the hidden dense layers; the output layer is always added and is not counted.
         dropout: dropout after every hidden dense layer.
         activation: "relu", "gelu", "silu" or "elu".
@@ -55,6 +78,9 @@ class CNN(nn.Module):
         pool_every: int = 1,
         batch_norm: bool = True,
         conv_dropout: float = 0.0,
+        dropblock: float = 0.0,
+        dropblock_size: int = 5,
+        factorize: bool = False,
         dense_units: Sequence[int] = (128,),
         dropout: float = 0.0,
         activation: str = "relu",
@@ -70,8 +96,13 @@ class CNN(nn.Module):
         channels, size = in_channels, image_size
         if pool_every < 1:
             raise ValueError(f"pool_every must be a positive integer, got {pool_every}.")
+        if not 0.0 <= dropblock < 1.0 or dropblock_size < 1:
+            raise ValueError(
+                f"DropBlock needs a probability in [0, 1) and a positive block size, got dropblock={dropblock} "
+                f"and dropblock_size={dropblock_size}."
+            )
         for index, (width, k) in enumerate(zip(conv_channels, kernels, strict=True)):
-            layers.append(nn.Conv2d(channels, width, k, padding=k // 2, bias=not batch_norm))
+            layers.extend(conv_layers(channels, width, k, bias=not batch_norm, factorize=factorize))
             if batch_norm:
                 layers.append(nn.BatchNorm2d(width))
             layers.append(act())
@@ -80,6 +111,9 @@ class CNN(nn.Module):
                 size //= 2
             if conv_dropout > 0:
                 layers.append(nn.Dropout2d(conv_dropout))
+            if dropblock > 0:
+                odd_fit = size if size % 2 else size - 1
+                layers.append(DropBlock2d(dropblock, min(dropblock_size, max(odd_fit, 1))))
             channels = width
         self.features = nn.Sequential(*layers)
 

@@ -1,0 +1,35 @@
+"""Tabulates a sweep of classifier runs: `python scripts/report.py logs/train/multiruns/<date>`.
+
+Writes report.md (the Markdown table, also printed) and confusion_matrices.png into the sweep folder, and
+both to TensorBoard under <sweep>/report. Without an argument it reports the newest folder of
+logs/train/multiruns.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from litlab import ROOT_DIR  # noqa: E402
+from litlab.utils.report import write_report  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", nargs="?", type=Path, help="the multirun folder (default: the newest one)")
+    args = parser.parse_args(argv)
+    sweep_dir = args.sweep_dir
+    if sweep_dir is None:
+        multiruns = sorted((ROOT_DIR / "logs" / "train" / "multiruns").glob("*/"), key=lambda p: p.stat().st_mtime)
+        if not multiruns:
+            parser.error("no sweep folder given and logs/train/multiruns is empty: pass the sweep folder.")
+        sweep_dir = multiruns[-1]
+    paths = write_report(sweep_dir)
+    print(paths["table"].read_text())
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+
+
+if __name__ == "__main__":
+    main()
