@@ -214,3 +214,20 @@ def test_text8_missing_offline_gives_one_clear_error(tmp_path, monkeypatch):
         datamodule.prepare_data()
     with pytest.raises(DatasetNotFoundError, match="does not exist: set data.corpus"):
         TextCorpusDataModule(corpus=str(tmp_path / "nope.txt")).setup("fit")
+
+
+def test_sgns_loss_gradients_match_autograd():
+    from litlab.models.word2vec import SGNSLoss
+
+    torch.manual_seed(0)
+    # 3 groups of 3 pairs, the last pair padding; 2 noise words per group after the 9 context vectors
+    centre, outputs = torch.randn(9, 4, dtype=torch.double), torch.randn(9 + 3 * 2, 4, dtype=torch.double)
+    valid = torch.arange(9) < 8
+    keep = (torch.rand(3, 3, 2) > 0.2) & valid.view(3, 3, 1)
+    inputs = [centre.requires_grad_(), outputs.requires_grad_()]
+    assert torch.autograd.gradcheck(lambda *x: SGNSLoss.apply(*x, keep, valid), inputs)
+    # and the value is the textbook loss
+    logsigmoid = torch.nn.functional.logsigmoid
+    scores = torch.einsum("gkd,gjd->gjk", outputs[9:].view(3, 2, 4), centre.view(3, 3, 4))
+    expected = -(logsigmoid((centre * outputs[:9]).sum(1))[:8].sum() + (logsigmoid(-scores) * keep).sum())
+    assert torch.allclose(SGNSLoss.apply(centre, outputs, keep, valid), expected)

@@ -16,6 +16,48 @@ log = RankedLogger(__name__)
 SPARSE_OPTIMIZERS = {"sgd": torch.optim.SGD, "sparse_adam": torch.optim.SparseAdam}
 
 
+class SGNSLoss(torch.autograd.Function):
+    """-sum log sigma(u_context . v) - sum log sigma(-u_noise . v) over pairs, noise words shared within groups.
+
+    `centre` holds the (groups * group, dim) centre vectors; `outputs` the same number of context vectors
+    followed by (groups * negatives) noise vectors, the noise words of each group of consecutive pairs; `keep`
+    (groups, group, negatives) masks the noise terms that count and `valid` (groups * group,) the pairs that
+    do. Sharing makes the noise scores one batched matrix product (Ji et al. 2016) instead of many thin dot
+    products that leave a CPU waiting on memory; the hand-written backward writes each gradient once.
+    """
+
+    @staticmethod
+    def forward(ctx, centre: Tensor, outputs: Tensor, keep: Tensor, valid: Tensor) -> Tensor:
+        groups, group, negatives = keep.shape
+        n, dim = centre.shape
+        context, noise = outputs[:n], outputs[n:].view(groups, negatives, dim)
+        positive = (centre * context).sum(1)
+        noise_scores = torch.bmm(centre.view(groups, group, dim), noise.transpose(1, 2))
+        keep, valid = keep.to(centre.dtype), valid.to(centre.dtype)
+        ctx.save_for_backward(centre, outputs, positive, noise_scores, keep, valid)
+        # dot products: the masked sums in one pass over memory
+        return -(
+            torch.dot(F.logsigmoid(positive), valid) + torch.dot(F.logsigmoid(-noise_scores).view(-1), keep.view(-1))
+        )
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, None, None]:
+        centre, outputs, positive, noise_scores, keep, valid = ctx.saved_tensors
+        (n, dim), (groups, group, negatives) = centre.shape, keep.shape
+        context, noise = outputs[:n], outputs[n:].view(groups, negatives, dim)
+        grad_positive = (torch.sigmoid(positive) - 1).mul_(valid).mul_(grad).unsqueeze(1)
+        grad_noise_scores = torch.sigmoid(noise_scores).mul_(keep).mul_(grad)
+        grad_centre = torch.bmm(grad_noise_scores, noise).view(n, dim).addcmul_(grad_positive, context)
+        grad_outputs = torch.empty_like(outputs)
+        torch.mul(grad_positive, centre, out=grad_outputs[:n])
+        torch.bmm(
+            grad_noise_scores.transpose(1, 2),
+            centre.view(groups, group, dim),
+            out=grad_outputs[n:].view(groups, negatives, dim),
+        )
+        return grad_centre, grad_outputs, None, None
+
+
 class Word2Vec(LitlabModule):
     """Skip-gram with negative sampling (Mikolov et al. 2013), as word2vec.c trains it.
 
@@ -129,23 +171,18 @@ class Word2Vec(LitlabModule):
 
     def forward(self, centres: Tensor, contexts: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """The negative-sampling loss summed over the pairs."""
-        n, group, dim = len(centres), self.hparams.negatives_group, self.hparams.embedding_dim
+        n, group = len(centres), self.hparams.negatives_group
         groups = -(-n // group)
         negatives = self.sample_negatives((groups, self.hparams.negatives), generator)
-        centre_vectors = self.input_embeddings(centres)
-        # One lookup for contexts and noise words: one sparse gradient for the output table, not two to merge.
-        context_vectors, noise_vectors = self.output_embeddings(torch.cat([contexts, negatives.view(-1)])).split(
-            [n, negatives.numel()]
-        )
-        positive = (context_vectors * centre_vectors).sum(1)
-        # Pairs in a group share their noise words, so the noise scores are one batched matrix product
-        # (Ji et al. 2016) rather than n thin dot products that leave the CPU waiting on memory.
-        padded = F.pad(centre_vectors, (0, 0, 0, groups * group - n)).view(groups, group, dim)
-        noise = torch.bmm(padded, noise_vectors.view(groups, -1, dim).transpose(1, 2)).view(groups * group, -1)[:n]
-        noise_loss = F.logsigmoid(-noise)
+        # The batch is padded to whole groups with word 0; `valid` and `keep` zero the padding's terms.
+        pad = groups * group - n
+        valid = torch.arange(groups * group, device=centres.device) < n
+        padded_contexts = F.pad(contexts, (0, pad))
         # A noise word that is the true context is no noise: word2vec.c skips it.
-        is_context = negatives.repeat_interleave(group, dim=0)[:n] == contexts.unsqueeze(1)
-        return -(F.logsigmoid(positive).sum() + noise_loss.masked_fill(is_context, 0.0).sum())
+        keep = (padded_contexts.view(groups, group, 1) != negatives.unsqueeze(1)) & valid.view(groups, group, 1)
+        # One lookup for contexts and noise words: one sparse gradient for the output table, not two to merge.
+        outputs = self.output_embeddings(torch.cat([padded_contexts, negatives.view(-1)]))
+        return SGNSLoss.apply(self.input_embeddings(F.pad(centres, (0, pad))), outputs, keep, valid)
 
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         centres, contexts, progress = batch
