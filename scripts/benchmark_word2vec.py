@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.025)
     parser.add_argument("--min-lr-ratio", type=float, default=1e-4)
     parser.add_argument("--negatives-group", type=int, default=64, help="litlab's pairs sharing noise words")
-    parser.add_argument("--batch-size", type=int, default=4096, help="litlab's pairs per step")
+    parser.add_argument("--batch-size", type=int, default=8192, help="litlab's pairs per step")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for litlab, workers for gensim")
     parser.add_argument("--workers", type=int, default=0, help="litlab's DataLoader workers (pair generation)")
     parser.add_argument("--accelerator", default="cpu", help="litlab's device: cpu, gpu or auto")

@@ -231,3 +231,19 @@ def test_sgns_loss_gradients_match_autograd():
     scores = torch.einsum("gkd,gjd->gjk", outputs[9:].view(3, 2, 4), centre.view(3, 3, 4))
     expected = -(logsigmoid((centre * outputs[:9]).sum(1))[:8].sum() + (logsigmoid(-scores) * keep).sum())
     assert torch.allclose(SGNSLoss.apply(centre, outputs, keep, valid), expected)
+
+
+def test_divergence_stops_training_with_a_clear_error(topic_corpus):
+    import lightning as L
+
+    datamodule = TextCorpusDataModule(corpus=str(topic_corpus), min_count=1)
+    datamodule.setup("fit")
+    model = Word2Vec(embedding_dim=8, vectors_file=None)
+    model.build(datamodule.vocab.words, datamodule.vocab.counts)
+    with torch.no_grad():
+        model.input_embeddings.weight[0] = float("nan")  # a word blown up by too large steps
+    trainer = L.Trainer(
+        max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False
+    )
+    with pytest.raises(FloatingPointError, match="lower data.batch_size or model.optimizer.lr"):
+        trainer.fit(model, datamodule=datamodule)

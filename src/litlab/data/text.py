@@ -209,7 +209,7 @@ class TextCorpusDataModule(LightningDataModule):
         max_vocab: int | None = None,
         sample: float = 1e-3,
         window: int = 5,
-        batch_size: int = 16384,
+        batch_size: int = 8192,
         eval_batch_size: int | None = None,
         val_fraction: float = 0.01,
         test_fraction: float = 0.01,

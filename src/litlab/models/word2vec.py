@@ -127,7 +127,8 @@ class Word2Vec(LitlabModule):
             logger=False,
         )
         self.words: list[str] | None = None
-        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        # NaN must show in the losses (the default drops it with a warning): divergence has to be seen.
+        self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
 
     def build(self, words: list[str], counts: Tensor) -> None:
         """Creates the embedding tables for a vocabulary (most frequent first) and its noise distribution."""
@@ -182,7 +183,9 @@ class Word2Vec(LitlabModule):
         keep = (padded_contexts.view(groups, group, 1) != negatives.unsqueeze(1)) & valid.view(groups, group, 1)
         # One lookup for contexts and noise words: one sparse gradient for the output table, not two to merge.
         outputs = self.output_embeddings(torch.cat([padded_contexts, negatives.view(-1)]))
-        return SGNSLoss.apply(self.input_embeddings(F.pad(centres, (0, pad))), outputs, keep, valid)
+        # In float32 even under trainer=gpu's bf16-mixed: scores and the many small updates need the precision.
+        with torch.autocast(centres.device.type, enabled=False):
+            return SGNSLoss.apply(self.input_embeddings(F.pad(centres, (0, pad))), outputs, keep, valid)
 
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         centres, contexts, progress = batch
@@ -192,15 +195,16 @@ class Word2Vec(LitlabModule):
         for group in self.trainer.optimizers[0].param_groups:
             group["lr"] = lr
         loss = self(centres, contexts)
-        self.log(
-            "train/loss",
-            loss.detach() / len(centres),
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(centres),
-        )
+        self.train_loss.update(loss.detach() / len(centres), weight=len(centres))
+        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        if not torch.isfinite(self.train_loss.compute()):
+            # A batch sums the updates of every pair, so a word repeated in it many times moves by as many steps.
+            raise FloatingPointError(
+                "word2vec diverged (train/loss is not finite): lower data.batch_size or model.optimizer.lr."
+            )
 
     def on_validation_epoch_start(self) -> None:
         # The same noise words every validation, so that val/loss moves with the model alone.
