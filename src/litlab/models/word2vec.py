@@ -31,7 +31,7 @@ class SGNSLoss(torch.autograd.Function):
         groups, group, negatives = keep.shape
         n, dim = centre.shape
         context, noise = outputs[:n], outputs[n:].view(groups, negatives, dim)
-        positive = (centre * context).sum(1)
+        positive = torch.linalg.vecdot(centre, context)
         noise_scores = torch.bmm(centre.view(groups, group, dim), noise.transpose(1, 2))
         keep, valid = keep.to(centre.dtype), valid.to(centre.dtype)
         ctx.save_for_backward(centre, outputs, positive, noise_scores, keep, valid)
