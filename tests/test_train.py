@@ -38,3 +38,19 @@ def test_eval_refuses_missing_and_corrupt_checkpoints(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="corrupt or not a PyTorch checkpoint"):
         evaluate(eval_config([f"ckpt_path={bad}"], tmp_path))
+
+
+def test_tensorboard_gets_curves_confusion_matrices_and_hparams(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = train_config(["trainer.max_epochs=2"], tmp_path)
+    _, objects = train(cfg)
+    events = EventAccumulator(objects["trainer"].logger.log_dir, size_guidance={"images": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/loss", "train/acc", "val/acc", "val/f1", "val/acc_best", "test/acc"} <= set(tags["scalars"])
+    assert {"val/confusion_matrix", "test/confusion_matrix"} <= set(tags["images"])
+    assert len(events.Images("val/confusion_matrix")) == 2  # one per epoch, none from the sanity check
+    assert events.Scalars("model/params_trainable")[0].value == sum(
+        p.numel() for p in objects["model"].parameters() if p.requires_grad
+    )

@@ -56,9 +56,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return dict(trainer.callback_metrics), object_dict
 
 
-@hydra.main(
-    version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval.yaml", execution_whitelist=EXECUTION_WHITELIST
-)
+@hydra.main(config_path=str(CONFIG_DIR), config_name="eval.yaml", execution_whitelist=EXECUTION_WHITELIST)
 def main(cfg: DictConfig) -> None:
     extras(cfg)
     evaluate(cfg)

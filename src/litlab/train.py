@@ -73,9 +73,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return metric_dict, object_dict
 
 
-@hydra.main(
-    version_base="1.3", config_path=str(CONFIG_DIR), config_name="train.yaml", execution_whitelist=EXECUTION_WHITELIST
-)
+@hydra.main(config_path=str(CONFIG_DIR), config_name="train.yaml", execution_whitelist=EXECUTION_WHITELIST)
 def main(cfg: DictConfig) -> float | None:
     """Hydra's entry point; returns `optimized_metric` so that a sweeper can optimise it."""
     extras(cfg)

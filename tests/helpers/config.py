@@ -22,7 +22,7 @@ TEST_OVERRIDES = [
 def compose_config(config_name: str, overrides: list[str], output_dir: Path) -> DictConfig:
     """Composes configs/<config_name>.yaml with `overrides`, writing every output under `output_dir`."""
     GlobalHydra.instance().clear()
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR)):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR)):
         cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
     # `paths.output_dir` reads Hydra's runtime config, which only a real Hydra run sets: set it here.
     with open_dict(cfg):

@@ -134,18 +134,20 @@ class InMemoryImageDataModule(LightningDataModule):
         self.data_val = TensorBatchDataset(images[val_idx], labels[val_idx])
         self.data_test = TensorBatchDataset(test_images, test_labels)
 
-    def _loader(self, dataset: TensorBatchDataset | None, train: bool) -> DataLoader:
+    def _loader(self, dataset: TensorBatchDataset | None, split: str) -> DataLoader:
         if dataset is None or len(dataset) == 0:
             raise ValueError(
-                "This split is empty: raise data.val_fraction above 0 to validate, or turn validation off "
-                "with trainer.limit_val_batches=0."
+                f"The {split} split is empty: check data.val_fraction and data.test_fraction, or turn the "
+                f"{split} loop off (trainer.limit_val_batches=0 for validation, test=false for testing)."
             )
+        train = split == "train"
         batch_size = self.hparams.batch_size if train else (self.hparams.eval_batch_size or self.hparams.batch_size)
         return DataLoader(
             dataset,
             batch_size=batch_size,
             shuffle=train,
-            drop_last=False,
+            # A last training batch of one image would break batch norm; evaluation keeps every image.
+            drop_last=train and len(dataset) > batch_size,
             collate_fn=keep_batch,
             num_workers=self.hparams.num_workers,
             pin_memory=self.hparams.pin_memory,
@@ -153,13 +155,13 @@ class InMemoryImageDataModule(LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.data_train, train=True)
+        return self._loader(self.data_train, "train")
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.data_val, train=False)
+        return self._loader(self.data_val, "validation")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.data_test, train=False)
+        return self._loader(self.data_test, "test")
 
     def normalize(self, images: Tensor) -> Tensor:
         """uint8 images to float, scaled to [0, 1] and standardised with the dataset's channel statistics."""

@@ -1,0 +1,154 @@
+"""One MNIST training epoch of the same MLP, three ways, in one run: how much does the input pipeline cost?
+
+    python scripts/benchmark_data.py [--data-dir DIR] [--epochs 3] [--tv-workers 0]
+
+1. plain: a hand-written PyTorch loop over in-memory tensors (the floor);
+2. litlab: our MNISTDataModule and ImageClassifier under a Lightning Trainer;
+3. torchvision: `MNIST(transform=ToTensor()+Normalize())` through a DataLoader, sample by sample via PIL.
+
+The MLP is 784-64-128-64-10 with batch norm, batch size 64, Adam. It reads the real MNIST subset beside
+the repository when present, otherwise writes generated MNIST idx files to a temporary folder. Each way
+runs `--epochs` epochs; the fastest epoch counts (the first pays for warm-up). The last two lines are
+the epoch-time ratios `speedup_vs_torchvision` (torchvision / litlab) and `overhead_vs_plain` (litlab / plain).
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from torchvision import transforms
+from torchvision.datasets import MNIST
+
+from litlab.data import MNISTDataModule
+from litlab.models import ImageClassifier
+from litlab.models.nets import MLP
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist-subset"
+BATCH = 64
+NET = {
+    "_target_": "litlab.models.nets.MLP",
+    "in_channels": 1,
+    "image_size": 28,
+    "num_classes": 10,
+    "hidden_sizes": [64, 128, 64],
+    "batch_norm": True,
+}
+
+
+def make_net() -> MLP:
+    return MLP(1, 28, 10, hidden_sizes=[64, 128, 64], batch_norm=True)
+
+
+def plain_epochs(images: torch.Tensor, labels: torch.Tensor, epochs: int) -> list[float]:
+    net = make_net()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        order = torch.randperm(len(images))
+        for i in range(0, len(images), BATCH):
+            idx = order[i : i + BATCH]
+            x = (images[idx].float() / 255.0 - 0.1307) / 0.3081
+            loss = F.cross_entropy(net(x), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+class EpochTimer(L.Callback):
+    def __init__(self):
+        self.times: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        self.times.append(time.perf_counter() - self._start)
+
+
+def litlab_epochs(data_dir: Path, epochs: int) -> list[float]:
+    datamodule = MNISTDataModule(data_dir=str(data_dir), batch_size=BATCH, val_fraction=0.0, download=False)
+    model = ImageClassifier(NET, optimizer={"name": "adam", "lr": 1e-3})
+    timer = EpochTimer()
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        callbacks=[timer],
+    )
+    trainer.fit(model, datamodule=datamodule)
+    return timer.times
+
+
+def torchvision_epochs(data_dir: Path, epochs: int, workers: int) -> list[float]:
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
+    loader = DataLoader(
+        MNIST(str(data_dir), train=True, transform=transform),
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+    net = make_net()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        for x, y in loader:
+            loss = F.cross_entropy(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=None, help="a folder holding MNIST/raw (default: the subset)")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--tv-workers", type=int, default=0, help="DataLoader workers of the torchvision pipeline")
+    args = parser.parse_args()
+
+    data_dir = args.data_dir or (SHARED_MNIST if SHARED_MNIST.exists() else None)
+    if data_dir is None:
+        sys.path.insert(0, str(ROOT))
+        from tests.helpers.datasets import write_mnist
+
+        data_dir = write_mnist(Path(tempfile.mkdtemp()), n_train=14_000, n_test=1_000)
+        print(f"real MNIST not found: using generated MNIST in {data_dir}")
+    dataset = MNIST(str(data_dir), train=True)
+    images, labels = dataset.data.unsqueeze(1), dataset.targets
+    print(f"data: {data_dir} ({len(images)} training images), batch {BATCH}, {torch.get_num_threads()} threads")
+
+    torch.manual_seed(0)
+    results = {
+        "plain": plain_epochs(images, labels, args.epochs),
+        "litlab": litlab_epochs(data_dir, args.epochs),
+        "torchvision": torchvision_epochs(data_dir, args.epochs, args.tv_workers),
+    }
+    best = {name: min(times) for name, times in results.items()}
+    for name, seconds in best.items():
+        epochs = ", ".join(f"{t:.2f}" for t in results[name])
+        print(f"{name:12s} {len(images) / seconds:10.0f} images/s   best epoch {seconds:.3f} s   (epochs: {epochs})")
+    print(f"speedup_vs_torchvision={best['torchvision'] / best['litlab']:.2f}")
+    print(f"overhead_vs_plain={best['litlab'] / best['plain']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Judging generated images with a classifier trained on real data: GAN-test accuracy and FID on its features.
+
+GAN-test (Shmelkov et al., 2018, "How good is my GAN?") is the accuracy of a classifier trained on real
+images on generated images, against the labels they were generated for. FID is torchmetrics'
+FrechetInceptionDistance with the classifier's penultimate layer as the feature extractor, so no Inception
+weights are downloaded; its values are on that classifier's scale, not comparable with Inception FIDs.
+"""
+
+from pathlib import Path
+
+import torch
+from hydra.utils import get_class
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from litlab.utils.checkpoint import CheckpointError, load_checkpoint
+
+
+def to_unit(images: Tensor) -> Tensor:
+    """Images in [-1, 1] (the GANs' Tanh range) to [0, 1]."""
+    return (images + 1.0) / 2.0
+
+
+class ClassifierJudge(nn.Module):
+    """A frozen classifier that takes images in [-1, 1] and maps them to its own input convention.
+
+    The classifier saw images scaled to [0, 1] and standardised with its datamodule's `mean` and `std`;
+    the same mapping is applied here explicitly, since generators produce Tanh outputs.
+
+    Args:
+        net: the classifier network; its last nn.Linear gives the logits, the input of that layer the features.
+        mean, std: the channel statistics its training data were standardised with.
+    """
+
+    def __init__(self, net: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        linears = [module for module in net.modules() if isinstance(module, nn.Linear)]
+        if not linears:
+            raise ValueError(
+                f"The classifier {type(net).__name__} has no nn.Linear output layer to take features from."
+            )
+        self.net = net.requires_grad_(False)
+        self.num_features = linears[-1].in_features
+        self.num_classes = linears[-1].out_features
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+        self._captured: Tensor | None = None
+        linears[-1].register_forward_hook(self._capture)
+        self.train(False)
+
+    def _capture(self, module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        self._captured = inputs[0]
+
+    def train(self, mode: bool = True) -> "ClassifierJudge":
+        # Always in eval mode (batch norm statistics, no dropout), whatever the surrounding module does.
+        return super().train(False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """The classifier's logits for images in [-1, 1]."""
+        return self.net((to_unit(images) - self.mean) / self.std)
+
+    def features(self, images: Tensor) -> Tensor:
+        """The penultimate features (the last linear layer's input) for images in [-1, 1]."""
+        self(images)
+        return self._captured.flatten(1)
+
+
+class PenultimateFeatures(nn.Module):
+    """The feature extractor torchmetrics' FID calls: (N, C, H, W) in [-1, 1] to (N, num_features)."""
+
+    def __init__(self, judge: ClassifierJudge):
+        super().__init__()
+        self.judge = judge
+        self.num_features = judge.num_features
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.judge.features(images)
+
+
+def check_judge_path(ckpt_path: str | Path) -> None:
+    """Fails before training, not after it, when the judge's checkpoint is missing."""
+    if not Path(ckpt_path).expanduser().is_file():
+        raise CheckpointError(
+            f"The classifier checkpoint model.classifier_ckpt='{ckpt_path}' does not exist: train it with "
+            "`python train.py experiment=mnist_cnn hydra.run.dir=logs/mnist_cnn_judge`, point "
+            "model.classifier_ckpt at another one, or set model.classifier_ckpt=null to skip the evaluation."
+        )
+
+
+def load_judge(ckpt_path: str | Path) -> ClassifierJudge:
+    """Loads a litlab image-classifier checkpoint (e.g. of `experiment=mnist_cnn`) as a frozen judge.
+
+    The network is rebuilt from the checkpoint's own hyperparameters, read with `weights_only=True`; the
+    input statistics come from the datamodule class recorded in the checkpoint.
+    """
+    checkpoint = load_checkpoint(ckpt_path)
+    record = checkpoint.get("litlab") or {}
+    names = (record.get("module") or "", record.get("datamodule") or "")
+    if not all(name.startswith("litlab.") for name in names):
+        raise CheckpointError(
+            f"Checkpoint '{ckpt_path}' does not name a litlab classifier and datamodule: pass a checkpoint of "
+            "`python train.py experiment=mnist_cnn` as model.classifier_ckpt."
+        )
+    module_cls, datamodule_cls = (get_class(name) for name in names)
+    classifier = module_cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
+    return ClassifierJudge(classifier.net, tuple(datamodule_cls.mean), tuple(datamodule_cls.std))
+
+
+class GenerationMetrics(nn.Module):
+    """GAN-test accuracy and classifier-feature FID, accumulated over batches of real and generated images."""
+
+    def __init__(self, judge: ClassifierJudge):
+        super().__init__()
+        self.judge = judge
+        self.accuracy = MulticlassAccuracy(judge.num_classes, average="micro")
+        # normalize=True: inputs are floats (in [-1, 1] here, which the custom extractor expects).
+        self.fid = FrechetInceptionDistance(feature=PenultimateFeatures(judge), normalize=True)
+
+    @torch.no_grad()
+    def update(self, real: Tensor, fake: Tensor, fake_labels: Tensor) -> None:
+        self.accuracy.update(self.judge(fake).argmax(dim=1), fake_labels)
+        self.fid.update(real, real=True)
+        self.fid.update(fake, real=False)
+
+    def compute(self) -> dict[str, Tensor]:
+        return {"gan_test_acc": self.accuracy.compute(), "fid": self.fid.compute()}

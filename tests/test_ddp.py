@@ -1,0 +1,13 @@
+import pytest
+
+from litlab.train import train
+from tests.helpers.config import train_config
+
+
+@pytest.mark.slow
+def test_ddp_sim_trains_in_two_processes(tmp_path):
+    # ddp_spawn pickles the LightningModule into each process: this fails if a module keeps a Hydra partial.
+    cfg = train_config(["trainer=ddp_sim", "trainer.max_epochs=2"], tmp_path)
+    metrics, objects = train(cfg)
+    assert objects["trainer"].world_size == 2
+    assert metrics["test/acc"] > 0.5

@@ -1,0 +1,97 @@
+"""The networks take any input shape without hand-computed sizes, and the classifier learns."""
+
+import pytest
+import torch
+
+from litlab.models import ImageClassifier
+from litlab.models.nets import CNN, MLP
+from litlab.models.optim import build_optimizer, build_scheduler
+from litlab.train import train
+from tests.helpers.config import train_config
+
+
+@pytest.mark.parametrize(("channels", "size"), [(1, 8), (1, 28), (3, 32)])
+def test_cnn_and_mlp_fit_any_image_shape(channels, size):
+    x = torch.randn(4, channels, size, size)
+    for net in (
+        CNN(channels, size, 7, conv_channels=[8, 16, 16, 16, 16], dense_units=[32, 32, 32, 32, 32]),
+        MLP(channels, size, 7, hidden_sizes=[32, 16]),
+    ):
+        assert net(x).shape == (4, 7)
+
+
+def test_cnn_depth_and_widths_are_arguments():
+    net = CNN(
+        3,
+        32,
+        100,
+        conv_channels=[256] * 5,
+        kernel_size=[3, 3, 5, 5, 3],
+        dense_units=[256] * 5,
+        batch_norm=False,
+        pool="avg",
+        dropout=0.5,
+        conv_dropout=0.1,
+    )
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert [c.out_channels for c in convs] == [256] * 5 and [c.kernel_size[0] for c in convs] == [3, 3, 5, 5, 3]
+    assert len(linears) == 6 and linears[-1].out_features == 100  # five hidden layers plus the output layer
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    with pytest.raises(ValueError, match="kernel_size has 2 entries but the network has 5 layers"):
+        CNN(conv_channels=[8] * 5, kernel_size=[3, 3])
+    with pytest.raises(ValueError, match="Unknown pooling 'min'"):
+        CNN(pool="min")
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "rmsprop", "sgd"])
+def test_every_optimizer_builds(name):
+    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), name=name, lr=0.01, momentum=0.9)
+    assert type(opt).__name__.lower() == name
+    if name == "sgd":
+        assert opt.param_groups[0]["momentum"] == 0.9
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"), [("cosine", "CosineAnnealingLR"), ("onecycle", "OneCycleLR"), ("plateau", "ReduceLROnPlateau")]
+)
+def test_every_scheduler_builds(name, cls):
+    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), lr=0.01)
+    assert type(build_scheduler(opt, 100, name=name)["scheduler"]).__name__ == cls
+    assert build_scheduler(opt, 100, name="none") is None
+
+
+def test_classifier_saves_plain_hyperparameters():
+    model = ImageClassifier(
+        {"_target_": "litlab.models.nets.MLP", "image_size": 8, "hidden_sizes": [16]},
+        optimizer={"name": "sgd", "lr": 0.1},
+        label_smoothing=0.1,
+    )
+    assert isinstance(model.net, MLP)
+    assert model.hparams.net["hidden_sizes"] == [16] and model.hparams.optimizer["name"] == "sgd"
+
+
+def test_classifier_refuses_networks_outside_the_whitelist():
+    with pytest.raises(Exception, match="os.system"):
+        ImageClassifier({"_target_": "os.system", "command": "echo unsafe"})
+
+
+@pytest.mark.parametrize("model", ["cnn", "mlp"])
+def test_classifier_learns_generated_mnist(model, mnist_root, tmp_path):
+    cfg = train_config(
+        [
+            f"experiment=mnist_{model}",
+            f"paths.data_dir={mnist_root}",
+            "data.download=false",
+            "trainer.max_epochs=4",
+            "logger=csv",
+            "data.batch_size=32",
+        ],
+        tmp_path,
+    )
+    metrics, objects = train(cfg)
+    history = objects["trainer"].logger.experiment.metrics
+    train_losses = [row["train/loss"] for row in history if "train/loss" in row]
+    assert train_losses[-1] < train_losses[0] * 0.5
+    assert metrics["test/acc"] > 0.8  # ten classes: chance is 0.1
+    assert metrics["val/acc_best"] >= metrics["val/acc"]
