@@ -153,6 +153,16 @@ def test_word2vec_learns_topics_saves_vectors_and_evaluates_from_checkpoint(tmp_
     assert float(eval_metrics["test/loss"]) == pytest.approx(float(metrics["test/loss"]), abs=1e-5)
 
 
+@pytest.mark.parametrize("name", ["word2vec_corpus", "word2vec_text8"])
+def test_word2vec_experiments_run_one_batch(name, tmp_path, topic_corpus):
+    cfg = train_config(
+        [f"experiment={name}", f"data.corpus={topic_corpus}", "data.min_count=1", "trainer.fast_dev_run=true"],
+        tmp_path,
+    )
+    metrics, _ = train(cfg)
+    assert "test/loss" in metrics and "train/loss" in metrics
+
+
 def test_analogy_and_similarity_scores_in_the_standard_formats(tmp_path):
     words = ["king", "queen", "man", "woman", "paris", "france", "rome", "italy"]
     # gender along one axis, capital-of along another: king - man + woman = queen, paris - france + italy = rome
