@@ -2,6 +2,7 @@ from litlab.data.base import DatasetNotFoundError, InMemoryImageDataModule, Tens
 from litlab.data.cifar import CIFAR10DataModule, CIFAR100DataModule
 from litlab.data.digits import DigitsDataModule
 from litlab.data.mnist import MNISTDataModule
+from litlab.data.text import TextCorpusDataModule
 from litlab.data.unpaired import DigitsMNISTDataModule, ImageFolderUnpairedDataModule, UnpairedImageDataModule
 
 __all__ = [
@@ -14,5 +15,6 @@ __all__ = [
     "InMemoryImageDataModule",
     "MNISTDataModule",
     "TensorBatchDataset",
+    "TextCorpusDataModule",
     "UnpairedImageDataModule",
 ]
