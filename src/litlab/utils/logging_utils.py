@@ -34,7 +34,9 @@ def log_hyperparameters(object_dict: dict[str, Any]) -> None:
     metric_names = [name for name in (cfg.get("optimized_metric"), "val/loss", "test/acc", "test/loss") if name]
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)
-        if isinstance(logger, TensorBoardLogger):
+        # In an Optuna sweep the trial's callback writes this summary, with the trial's own parameters:
+        # TensorBoard shows only the first summary of a run.
+        if isinstance(logger, TensorBoardLogger) and cfg.get("optuna_trial") is None:
             write_hparams_summary(logger, hparams, metric_names)
 
 
