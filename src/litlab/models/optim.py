@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import optim
 
-from litlab.models.nets.cnn import choose
+from litlab.models.nets.layers import choose
 
 OPTIMIZERS: dict[str, type[optim.Optimizer]] = {
     "adam": optim.Adam,

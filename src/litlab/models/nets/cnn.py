@@ -3,16 +3,9 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 from torchvision.ops import DropBlock2d
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "elu": nn.ELU}
+from litlab.models.nets.layers import ACTIVATIONS, choose, dense_layers
+
 POOLS: dict[str, type[nn.Module] | None] = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d, "none": None}
-
-
-def choose(table: dict, name: str, what: str):
-    """Looks a name up in a table of options, or says which names exist."""
-    key = str(name).lower()
-    if key not in table:
-        raise ValueError(f"Unknown {what} '{name}': choose one of {', '.join(table)}.")
-    return table[key]
 
 
 def per_layer(value: int | Sequence[int], n: int, what: str) -> list[int]:
@@ -117,18 +110,9 @@ class CNN(nn.Module):
             channels = width
         self.features = nn.Sequential(*layers)
 
-        head: list[nn.Module] = [nn.Flatten()]
-        width = channels * size * size
-        for units in dense_units:
-            head.append(nn.Linear(width, units, bias=not batch_norm))
-            if batch_norm:
-                head.append(nn.BatchNorm1d(units))
-            head.append(act())
-            if dropout > 0:
-                head.append(nn.Dropout(dropout))
-            width = units
-        head.append(nn.Linear(width, num_classes))
-        self.classifier = nn.Sequential(*head)
+        self.classifier = nn.Sequential(
+            nn.Flatten(), *dense_layers(channels * size * size, dense_units, num_classes, batch_norm, dropout, act)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x))

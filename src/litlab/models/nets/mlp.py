@@ -2,7 +2,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from litlab.models.nets.cnn import ACTIVATIONS, choose
+from litlab.models.nets.layers import ACTIVATIONS, choose, dense_layers
 
 
 class MLP(nn.Module):
@@ -30,18 +30,10 @@ class MLP(nn.Module):
         act = choose(ACTIVATIONS, activation, "activation")
         self.input_shape = (in_channels, image_size, image_size)
         self.num_classes = num_classes
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = in_channels * image_size * image_size
-        for units in hidden_sizes:
-            layers.append(nn.Linear(width, units, bias=not batch_norm))
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(units))
-            layers.append(act())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            width = units
-        layers.append(nn.Linear(width, num_classes))
-        self.layers = nn.Sequential(*layers)
+        self.layers = nn.Sequential(
+            nn.Flatten(),
+            *dense_layers(in_channels * image_size * image_size, hidden_sizes, num_classes, batch_norm, dropout, act),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(x)
