@@ -25,6 +25,8 @@ class WeightsNotFoundError(FileNotFoundError):
 
 def is_weights_name(weights: str) -> bool:
     """A torchvision weights name (IMAGENET1K_V1, ...) rather than a file path."""
+    if Path(weights).expanduser().is_file():
+        return False
     return "/" not in weights and "\\" not in weights and not Path(weights).suffix
 
 
@@ -174,7 +176,7 @@ class ResNet(nn.Module):
         if self.imagenet_input:
             x = x * self.scale.view(1, -1, 1, 1) + self.shift.view(1, -1, 1, 1)
             if x.shape[-1] != self.resolution or x.shape[-2] != self.resolution:
-                x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear", antialias=False)
+                x = F.interpolate(x, size=(self.resolution, self.resolution), mode="bilinear")
         return self.model(x)
 
 
