@@ -120,7 +120,10 @@ def test_distillation_needs_a_teacher_unless_alpha_is_zero(tmp_path):
         DistillationModule(STUDENT, alpha=1.5)
 
 
-SMALL_STUDENT = ["~model.net", "+model.net={_target_:litlab.models.nets.CNN,in_channels:1,image_size:28}"]
+SMALL_STUDENT = [
+    "~model.net",
+    "+model.net={_target_:litlab.models.nets.CNN,in_channels:1,image_size:28,conv_channels:[8,16],dense_units:[32]}",
+]
 RESNET_STUDENT = ["model.net.in_channels=1", "model.net.image_size=28"]
 
 
@@ -134,7 +137,10 @@ RESNET_STUDENT = ["model.net.in_channels=1", "model.net.image_size=28"]
 def test_student_distilled_from_a_trained_teacher_learns(tmp_path, mnist_root, student):
     data = [f"paths.data_dir={mnist_root}", "data.download=false", "logger=csv"]
     teacher_metrics, teacher_objects = train(
-        train_config(["experiment=mnist_cnn", *data, "trainer.max_epochs=2"], tmp_path / "teacher")
+        train_config(
+            ["experiment=mnist_cnn", *data, "model.net.conv_channels=[16,32]", "trainer.max_epochs=2"],
+            tmp_path / "teacher",
+        )
     )
     teacher_ckpt = teacher_objects["trainer"].checkpoint_callback.best_model_path
     student_overrides = [
@@ -145,7 +151,8 @@ def test_student_distilled_from_a_trained_teacher_learns(tmp_path, mnist_root, s
         f"model.teacher_ckpt={teacher_ckpt}",
         "model.alpha=0.7",
         "model.tau=4",
-        "model.optimizer.lr=0.01",
+        "model.optimizer.name=adam",
+        "model.optimizer.lr=0.003",
         "data.batch_size=64",
         "trainer.max_epochs=3",
     ]
