@@ -173,5 +173,7 @@ def test_alpha_tau_search_composes(tmp_path):
     cfg = train_config(["experiment=kd_student", "hparams_search=kd_alpha_tau", "model.teacher_ckpt=t.ckpt"], tmp_path)
     assert cfg.hydra.sweeper.params == {"model.alpha": "interval(0.0, 1.0)", "model.tau": "interval(1.0, 20.0)"}
     assert cfg.hydra.sweeper.direction == "maximize" and cfg.optimized_metric == "val/acc_best"
+    # trials keep no checkpoints, which would each carry the teacher's weights
+    assert cfg.callbacks.model_checkpoint is None and not cfg.trainer.enable_checkpointing and not cfg.test
     baseline = train_config(["experiment=resnet18_baseline"], tmp_path)
     assert baseline.model.alpha == 0 and baseline.model.teacher_ckpt is None
