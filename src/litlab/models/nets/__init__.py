@@ -1,5 +1,14 @@
 from litlab.models.nets.cnn import CNN
 from litlab.models.nets.gan import ConditionalDiscriminator, ConditionalGenerator, PatchDiscriminator, ResnetGenerator
 from litlab.models.nets.mlp import MLP
+from litlab.models.nets.resnet import ResNet
 
-__all__ = ["CNN", "MLP", "ConditionalDiscriminator", "ConditionalGenerator", "PatchDiscriminator", "ResnetGenerator"]
+__all__ = [
+    "CNN",
+    "MLP",
+    "ConditionalDiscriminator",
+    "ConditionalGenerator",
+    "PatchDiscriminator",
+    "ResNet",
+    "ResnetGenerator",
+]
