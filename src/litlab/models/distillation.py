@@ -126,13 +126,11 @@ class DistillationModule(ImageClassifier):
             soft = None
         else:
             loss, hard, soft = kd_loss(logits, self.teacher_logits(x), y, self.hparams.alpha, self.hparams.tau)
-        self.train_loss(loss)
-        self.train_acc(logits.argmax(dim=1), y)
-        self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.train_loss.update(loss)
+        self.train_acc.update(logits.argmax(dim=1), y)
         self.log("train/loss_ce", hard, on_step=False, on_epoch=True)
         if soft is not None:
             self.log("train/loss_kd", soft, on_step=False, on_epoch=True)
-        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
