@@ -1,4 +1,4 @@
-"""Figures for TensorBoard's Images tab."""
+"""Pictures for TensorBoard's Images tab: matplotlib figures and image grids."""
 
 from collections.abc import Sequence
 
@@ -9,6 +9,7 @@ matplotlib.use("Agg")  # figures are rendered off-screen: training machines have
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torch import Tensor  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
 
 
 def confusion_matrix_figure(matrix: Tensor, title: str = "", class_names: Sequence[str] | None = None) -> Figure:
@@ -45,10 +46,25 @@ def confusion_matrix_figure(matrix: Tensor, title: str = "", class_names: Sequen
     return fig
 
 
+def _image_loggers(loggers: Sequence, method: str) -> list:
+    """The experiments (TensorBoard's SummaryWriter) of the loggers that can show pictures."""
+    experiments = [getattr(logger, "experiment", None) for logger in loggers]
+    return [experiment for experiment in experiments if hasattr(experiment, method)]
+
+
 def log_figure(loggers: Sequence, tag: str, figure: Figure, step: int) -> None:
     """Sends a figure to every logger that shows images (TensorBoard), then frees it."""
-    for logger in loggers:
-        experiment = getattr(logger, "experiment", None)
-        if hasattr(experiment, "add_figure"):
-            experiment.add_figure(tag, figure, global_step=step, close=False)
+    for experiment in _image_loggers(loggers, "add_figure"):
+        experiment.add_figure(tag, figure, global_step=step, close=False)
     plt.close(figure)
+
+
+def image_grid(images: Tensor, nrow: int) -> Tensor:
+    """Images (N, C, H, W) in [-1, 1] as one (3, H', W') grid in [0, 1], `nrow` images per row."""
+    return make_grid(images.detach().cpu().clamp(-1, 1), nrow=nrow, padding=2, normalize=True, value_range=(-1, 1))
+
+
+def log_image(loggers: Sequence, tag: str, image: Tensor, step: int) -> None:
+    """Sends an image (C, H, W) in [0, 1] to every logger that shows images (TensorBoard)."""
+    for experiment in _image_loggers(loggers, "add_image"):
+        experiment.add_image(tag, image, global_step=step)
