@@ -117,6 +117,14 @@ def test_sweep_prunes_fails_crashes_goes_on_and_reports(tmp_path, monkeypatch):
     assert hparams["optuna/model.optimizer.lr"] == pytest.approx(0.003)
 
 
+def test_a_sweep_parameter_out_of_range_is_named(tmp_path, monkeypatch, capsys):
+    bad = "model.optimizer.lr=tag(log, interval(0.1, 0.001))"
+    # Hydra prints the error and exits with status 1, as on the command line.
+    with pytest.raises(SystemExit):
+        run_sweep(["hparams_search=samplers_compare", bad], tmp_path, monkeypatch)
+    assert f"The sweep parameter `{bad}` is invalid (`low <= high` must hold" in capsys.readouterr().err
+
+
 def test_timeout_stops_an_uncapped_sweep(tmp_path, monkeypatch):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     run_sweep(

@@ -53,6 +53,22 @@ def open_study(attempts: int = 5, **kwargs: Any) -> optuna.Study:
     return optuna.create_study(load_if_exists=True, **kwargs)
 
 
+def parse_search_space(arguments: list[str]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """hydra-optuna-sweeper's parsing of the search space, with an invalid range named.
+
+    Optuna's own error (for example "`low <= high` must hold") does not say which parameter is at fault.
+    """
+    for argument in arguments:
+        try:
+            create_params_from_overrides([argument])
+        except ValueError as err:
+            raise ValueError(
+                f"The sweep parameter `{argument}` is invalid ({err}): fix its range in hydra.sweeper.params "
+                "or on the command line."
+            ) from None
+    return create_params_from_overrides(arguments)
+
+
 def format_override(name: str, value: Any) -> str:
     """An override that Hydra parses back to `value` (lists included)."""
     if isinstance(value, (list, tuple)):
@@ -147,7 +163,7 @@ class LitlabOptunaSweeperImpl(OptunaSweeperImpl):
     def sweep(self, arguments: list[str]) -> None:
         assert self.config is not None and self.launcher is not None
         self._process_searchspace_config()
-        distributions, fixed_params, fixed_overrides = create_params_from_overrides(
+        distributions, fixed_params, fixed_overrides = parse_search_space(
             self._parse_sweeper_params_config() + list(arguments)
         )
         for name in fixed_params:
