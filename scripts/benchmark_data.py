@@ -1,17 +1,21 @@
 """One MNIST training epoch of the same MLP, three ways, in one run: how much does the input pipeline cost?
 
-    python scripts/benchmark_data.py [--data-dir DIR] [--epochs 6] [--tv-workers 0]
+    python scripts/benchmark_data.py [--data-dir DIR] [--rounds 3] [--epochs 3] [--tv-workers 0]
 
 1. plain: a hand-written PyTorch loop over in-memory tensors (the floor);
-2. litlab: our MNISTDataModule and ImageClassifier under a Lightning Trainer;
-   (also printed: lightning-bare, our datamodule with a LightningModule that only computes the loss, i.e.
-   Lightning's own per-step cost, the floor under any LightningModule);
+2. litlab: our MNISTDataModule and ImageClassifier (all its metrics) under a Lightning Trainer with the
+   template's profiler setting (`NoProfiler`, configs/trainer/default.yaml);
+   (also printed: lightning-bare, our datamodule with a stock LightningModule that only computes the loss,
+   under a stock Trainer: what Lightning costs before litlab's savings);
 3. torchvision: `MNIST(transform=ToTensor()+Normalize())` through a DataLoader, sample by sample via PIL.
 
 The MLP is 784-64-128-64-10 with batch norm, batch size 64, Adam. It reads the real MNIST subset beside
-the repository when present, otherwise writes generated MNIST idx files to a temporary folder. Each way
-runs `--epochs` epochs; the fastest epoch counts (the first pays for warm-up). The last two lines are
-the epoch-time ratios `speedup_vs_torchvision` (torchvision / litlab) and `overhead_vs_plain` (litlab / plain).
+the repository when present, otherwise writes generated MNIST idx files to a temporary folder. The ways
+take turns for `--rounds` rounds of `--epochs` epochs each; each way's fastest epoch counts (the first of
+a round pays for warm-up). All ways share one process after `import litlab`, which, on a machine without NVIDIA's
+NVML library, drops the per-call NVML probe that `import lightning` turns on (see litlab/__init__.py):
+left on, it would slow the plain loop's Adam by about 0.15 ms a step too. The last two lines are the
+epoch-time ratios `speedup_vs_torchvision` (torchvision / litlab) and `overhead_vs_plain` (litlab / plain).
 """
 
 import argparse
@@ -30,6 +34,7 @@ from torchvision.datasets import MNIST
 from litlab.data import MNISTDataModule
 from litlab.models import ImageClassifier
 from litlab.models.nets import MLP
+from litlab.utils.profiling import NoProfiler
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist-subset"
@@ -66,15 +71,27 @@ def plain_epochs(images: torch.Tensor, labels: torch.Tensor, epochs: int) -> lis
     return times
 
 
-class EpochTimer(L.Callback):
-    def __init__(self):
-        self.times: list[float] = []
+def timed(cls: type[L.LightningModule]) -> type[L.LightningModule]:
+    """`cls`, recording the wall time of each training epoch in `epoch_times`.
 
-    def on_train_epoch_start(self, trainer, pl_module):
-        self._start = time.perf_counter()
+    The module's own hooks time the epoch rather than a Callback: Lightning calls every module hook anyway,
+    while each callback adds a dispatch to every per-step hook, a cost the plain loop would not share.
+    """
 
-    def on_train_epoch_end(self, trainer, pl_module):
-        self.times.append(time.perf_counter() - self._start)
+    class Timed(cls):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.epoch_times: list[float] = []
+
+        def on_train_epoch_start(self):
+            super().on_train_epoch_start()
+            self.epoch_start = time.perf_counter()
+
+        def on_train_epoch_end(self):
+            super().on_train_epoch_end()
+            self.epoch_times.append(time.perf_counter() - self.epoch_start)
+
+    return Timed
 
 
 class BareModule(L.LightningModule):
@@ -92,9 +109,8 @@ class BareModule(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=1e-3)
 
 
-def lightning_epochs(data_dir: Path, epochs: int, model: L.LightningModule) -> list[float]:
+def lightning_epochs(data_dir: Path, epochs: int, model: L.LightningModule, profiler=None) -> list[float]:
     datamodule = MNISTDataModule(data_dir=str(data_dir), batch_size=BATCH, val_fraction=0.0, download=False)
-    timer = EpochTimer()
     trainer = L.Trainer(
         max_epochs=epochs,
         accelerator="cpu",
@@ -105,10 +121,10 @@ def lightning_epochs(data_dir: Path, epochs: int, model: L.LightningModule) -> l
         enable_model_summary=False,
         limit_val_batches=0,
         num_sanity_val_steps=0,
-        callbacks=[timer],
+        profiler=profiler,
     )
     trainer.fit(model, datamodule=datamodule)
-    return timer.times
+    return model.epoch_times
 
 
 def torchvision_epochs(data_dir: Path, epochs: int, workers: int) -> list[float]:
@@ -137,7 +153,8 @@ def torchvision_epochs(data_dir: Path, epochs: int, workers: int) -> list[float]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=None, help="a folder holding MNIST/raw (default: the subset)")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of each way in each round")
     parser.add_argument("--tv-workers", type=int, default=0, help="DataLoader workers of the torchvision pipeline")
     args = parser.parse_args()
 
@@ -152,13 +169,20 @@ def main() -> None:
     images, labels = dataset.data.unsqueeze(1), dataset.targets
     print(f"data: {data_dir} ({len(images)} training images), batch {BATCH}, {torch.get_num_threads()} threads")
 
-    torch.manual_seed(0)
-    results = {
-        "plain": plain_epochs(images, labels, args.epochs),
-        "lightning-bare": lightning_epochs(data_dir, args.epochs, BareModule()),
-        "litlab": lightning_epochs(data_dir, args.epochs, ImageClassifier(NET, optimizer={"name": "adam", "lr": 1e-3})),
-        "torchvision": torchvision_epochs(data_dir, args.epochs, args.tv_workers),
+    ways = {
+        "plain": lambda: plain_epochs(images, labels, args.epochs),
+        "lightning-bare": lambda: lightning_epochs(data_dir, args.epochs, timed(BareModule)()),
+        "litlab": lambda: lightning_epochs(
+            data_dir, args.epochs, timed(ImageClassifier)(NET, optimizer={"name": "adam", "lr": 1e-3}), NoProfiler()
+        ),
+        "torchvision": lambda: torchvision_epochs(data_dir, args.epochs, args.tv_workers),
     }
+    torch.manual_seed(0)
+    results: dict[str, list[float]] = {name: [] for name in ways}
+    # Rounds of every way in turn, so that a busy moment of a shared machine falls on all of them alike.
+    for _ in range(args.rounds):
+        for name, run in ways.items():
+            results[name] += run()
     best = {name: min(times) for name, times in results.items()}
     for name, seconds in best.items():
         epochs = ", ".join(f"{t:.2f}" for t in results[name])

@@ -10,6 +10,7 @@ from litlab.data import (
     MNISTDataModule,
 )
 from litlab.data.augment import random_crop, random_hflip
+from litlab.data.base import TensorBatchSampler
 
 
 def test_mnist_reads_idx_files(mnist_root):
@@ -94,6 +95,42 @@ def test_normalisation_and_augmentation_run_on_the_batch(cifar10_root):
     dm.trainer.training = True
     train_x, _ = dm.on_after_batch_transfer((x, y), 0)
     assert train_x.shape == eval_x.shape and not torch.allclose(train_x, eval_x)
+
+
+def test_normalisation_standardises_with_the_channel_statistics(cifar10_root):
+    dm = CIFAR10DataModule(data_dir=str(cifar10_root), download=False)
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    mean, std = torch.tensor(dm.mean).view(1, 3, 1, 1), torch.tensor(dm.std).view(1, 3, 1, 1)
+    expected = (x.float() / 255.0 - mean) / std
+    assert torch.allclose(dm.normalize(x), expected, atol=1e-5)
+    assert torch.allclose(dm.normalize(x), expected, atol=1e-5)  # again, from the per-device cache
+
+
+def test_batches_are_index_tensors_covering_the_split_once(mnist_root):
+    dm = MNISTDataModule(data_dir=str(mnist_root), batch_size=64, val_fraction=0.1, download=False)
+    dm.setup()
+    loader = dm.train_dataloader()
+    indices = list(loader.batch_sampler)
+    assert all(isinstance(i, torch.Tensor) and i.dtype == torch.int64 for i in indices)
+    # 540 training images: 8 full batches, the last 28 dropped; every image at most once, in a new order.
+    assert [len(i) for i in indices] == [64] * 8 and len(loader) == 8
+    seen = torch.cat(indices)
+    assert len(seen.unique()) == len(seen) and not torch.equal(seen, torch.arange(len(seen)))
+    assert not torch.equal(torch.cat(list(loader.batch_sampler)), seen)  # reshuffled every epoch
+    x, y = next(iter(dm.test_dataloader()))
+    assert torch.equal(x, dm.data_test.images[:64]) and torch.equal(y, dm.data_test.labels[:64])
+
+
+def test_ddp_shards_the_batches_through_a_distributed_sampler(mnist_root):
+    # What Lightning does under DDP: rebuild the batch sampler around a DistributedSampler per rank.
+    dm = MNISTDataModule(data_dir=str(mnist_root), batch_size=32, val_fraction=0.0, download=False)
+    dm.setup()
+    shards = []
+    for rank in range(2):
+        sampler = torch.utils.data.DistributedSampler(dm.data_train, num_replicas=2, rank=rank, shuffle=True, seed=3)
+        shards.append(torch.cat(list(TensorBatchSampler(sampler, batch_size=32, drop_last=False))))
+    assert len(shards[0]) == len(shards[1]) == 300
+    assert not set(shards[0].tolist()) & set(shards[1].tolist())
 
 
 def test_random_crop_shifts_within_padding():

@@ -72,6 +72,34 @@ def test_classifier_saves_plain_hyperparameters():
     assert model.hparams.net["hidden_sizes"] == [16] and model.hparams.optimizer["name"] == "sgd"
 
 
+def test_training_metrics_fed_in_chunks_match_the_per_step_values():
+    model = ImageClassifier({"_target_": "litlab.models.nets.MLP", "image_size": 8, "hidden_sizes": [16]})
+    generator = torch.Generator().manual_seed(0)
+    steps = [
+        (
+            torch.rand((), generator=generator),
+            torch.randint(0, 10, (32,), generator=generator),
+            torch.randint(0, 10, (32,), generator=generator),
+        )
+        for _ in range(150)  # two full chunks and a remainder
+    ]
+    for loss, preds, targets in steps:
+        model.track_train_step(loss, preds, targets)
+    assert len(model._train_outputs) == 150 % 64  # the full chunks already went to the metrics
+    model._update_train_metrics()
+    losses, preds, targets = zip(*steps, strict=True)
+    assert torch.isclose(model.train_loss.compute(), torch.stack(losses).mean())
+    assert torch.isclose(model.train_acc.compute(), (torch.cat(preds) == torch.cat(targets)).float().mean())
+
+
+def test_hook_name_bookkeeping_leaves_submodule_registration_alone():
+    model = ImageClassifier({"_target_": "litlab.models.nets.MLP", "image_size": 8, "hidden_sizes": [16]})
+    model._current_fx_name = "training_step"
+    assert model._current_fx_name == "training_step" and "_current_fx_name" not in dict(model.named_children())
+    model.head = torch.nn.Linear(2, 2)
+    assert "head" in dict(model.named_children()) and "head.weight" in model.state_dict()
+
+
 def test_classifier_refuses_networks_outside_the_whitelist():
     with pytest.raises(Exception, match="os.system"):
         ImageClassifier({"_target_": "os.system", "command": "echo unsafe"})

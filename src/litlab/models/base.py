@@ -37,6 +37,15 @@ class LitlabModule(LightningModule):
     `eval.py` reads this record, so `python eval.py ckpt_path=...` needs no other configuration.
     """
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning records the running hook's name on the module twice per hook call, some forty times a
+        # training step; nn.Module.__setattr__ checks every assignment for parameters, buffers and submodules
+        # (about 1 us each), which a small network pays as a few percent of its step. The name is a plain string.
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         checkpoint["litlab"] = {

@@ -126,8 +126,7 @@ class DistillationModule(ImageClassifier):
             soft = None
         else:
             loss, hard, soft = kd_loss(logits, self.teacher_logits(x), y, self.hparams.alpha, self.hparams.tau)
-        self.train_loss.update(loss)
-        self.train_acc.update(logits.argmax(dim=1), y)
+        self.track_train_step(loss, logits.argmax(dim=1), y)
         self.log("train/loss_ce", hard, on_step=False, on_epoch=True)
         if soft is not None:
             self.log("train/loss_kd", soft, on_step=False, on_epoch=True)
