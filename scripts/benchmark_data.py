@@ -27,6 +27,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.profilers import Profiler
 from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import MNIST
@@ -109,7 +110,9 @@ class BareModule(L.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=1e-3)
 
 
-def lightning_epochs(data_dir: Path, epochs: int, model: L.LightningModule, profiler=None) -> list[float]:
+def lightning_epochs(
+    data_dir: Path, epochs: int, model: L.LightningModule, profiler: Profiler | None = None
+) -> list[float]:
     datamodule = MNISTDataModule(data_dir=str(data_dir), batch_size=BATCH, val_fraction=0.0, download=False)
     trainer = L.Trainer(
         max_epochs=epochs,

@@ -1,7 +1,7 @@
 """In-memory image datamodules: the whole dataset as uint8 tensors, batches served by indexing."""
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from lightning import LightningDataModule
@@ -51,7 +51,7 @@ class TensorBatchSampler(BatchSampler):
     which is how Lightning rebuilds it around a DistributedSampler under DDP.
     """
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Tensor]:
         order = torch.as_tensor(list(self.sampler), dtype=torch.long)
         batches = order.split(self.batch_size)
         if self.drop_last and len(order) % self.batch_size:
