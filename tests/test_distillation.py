@@ -10,6 +10,7 @@ from litlab.models import DistillationModule
 from litlab.models.base import build_net
 from litlab.models.distillation import kd_loss
 from litlab.train import train
+from litlab.utils.checkpoint import CheckpointError
 from tests.helpers.config import eval_config, train_config
 
 STUDENT = {"_target_": "litlab.models.nets.CNN", "in_channels": 1, "image_size": 28, "conv_channels": [8]}
@@ -120,6 +121,70 @@ def test_distillation_needs_a_teacher_unless_alpha_is_zero(tmp_path):
         DistillationModule(STUDENT, alpha=1.5)
 
 
+SMALL_TEACHER = {**STUDENT, "conv_channels": [4], "dense_units": [16]}
+
+
+@pytest.mark.parametrize(("alpha", "tau"), [(0.0, 4.0), (0.25, 2.0), (0.75, 2.0), (1.0, 5.0)])
+def test_training_step_weighs_labels_and_teacher_by_alpha_at_temperature_tau(alpha, tau):
+    torch.manual_seed(0)
+    model = DistillationModule(STUDENT, teacher_net=SMALL_TEACHER, alpha=alpha, tau=tau).eval()
+    x, y = torch.randn(6, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4, 5])
+    loss = model.training_step((x, y), 0)
+    with torch.no_grad():
+        student, teacher = model.net(x).tolist(), model.teacher(x).tolist()
+    assert loss.item() == pytest.approx(by_hand(student, teacher, y.tolist(), alpha, tau)[0], rel=1e-5)
+    assert loss.requires_grad and not any(p.requires_grad for p in model.teacher.parameters())
+
+
+def test_teacher_stays_in_eval_mode_when_the_student_trains():
+    model = DistillationModule(STUDENT, teacher_net=SMALL_TEACHER, alpha=0.5)
+    assert model.train() is model
+    assert model.training and model.net.training and not model.teacher.training
+    assert not model.train(False).net.training
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"alpha": -0.1}, r"model.alpha must be in \[0, 1\], got -0.1"),
+        ({"alpha": 1.1}, r"model.alpha must be in \[0, 1\], got 1.1"),
+        ({"tau": 0.0}, "model.tau must be positive, got 0.0"),
+        ({"tau": -1.0}, "model.tau must be positive"),
+        ({"teacher_net": {**SMALL_TEACHER, "num_classes": 5}}, "teacher predicts 5 classes but the student 10"),
+    ],
+)
+def test_bad_distillation_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DistillationModule(STUDENT, **{"teacher_net": SMALL_TEACHER, **kwargs})
+
+
+def test_distillation_edge_settings_are_accepted():
+    model = DistillationModule(STUDENT, teacher_net=SMALL_TEACHER, alpha=1.0, tau=0.01)
+    assert (model.hparams.alpha, model.hparams.tau) == (1.0, 0.01)
+
+
+def test_teacher_weights_come_from_its_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    net = build_net(SMALL_TEACHER)
+    # A teacher trained with model.compile=true: its keys carry torch.compile's prefix.
+    state = {f"net._orig_mod.{k}": v for k, v in net.state_dict().items()}
+    path = tmp_path / "teacher.ckpt"
+    torch.save(
+        {
+            "state_dict": {**state, "val_acc_best.max_value": torch.tensor(0.9)},
+            "hyper_parameters": {"net": SMALL_TEACHER},
+        },
+        path,
+    )
+    model = DistillationModule(STUDENT, teacher_ckpt=str(path), alpha=0.5)
+    assert model.hparams.teacher_net == SMALL_TEACHER
+    for key, value in net.state_dict().items():
+        assert torch.equal(model.teacher.state_dict()[key], value), key
+    torch.save({"state_dict": state, "hyper_parameters": {}}, tmp_path / "bare.ckpt")
+    with pytest.raises(CheckpointError, match="holds no network spec.*kd_teacher_linear"):
+        DistillationModule(STUDENT, teacher_ckpt=str(tmp_path / "bare.ckpt"), alpha=0.5)
+
+
 SMALL_STUDENT = [
     "~model.net",
     "+model.net={_target_:litlab.models.nets.CNN,in_channels:1,image_size:28,conv_channels:[8,16],dense_units:[32]}",
@@ -159,7 +224,9 @@ def test_student_distilled_from_a_trained_teacher_learns(tmp_path, mnist_root, s
     ]
     metrics, objects = train(train_config(student_overrides, tmp_path / "student"))
     assert metrics["test/acc"] > 0.6  # ten classes: chance is 0.1
-    assert metrics["train/loss_kd"] > 0 and metrics["train/loss_ce"] > 0
+    # The logged parts make up the training loss with the configured weights.
+    mixed = 0.3 * metrics["train/loss_ce"] + 0.7 * metrics["train/loss_kd"]
+    assert metrics["train/loss"] == pytest.approx(mixed.item(), rel=1e-4)
     assert math.isclose(metrics["test/teacher_acc"], teacher_metrics["test/acc"], abs_tol=1e-6)
     # The student's checkpoint carries its teacher: it evaluates without the teacher's file.
     best = objects["trainer"].checkpoint_callback.best_model_path
