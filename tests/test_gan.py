@@ -14,7 +14,7 @@ from litlab.data import DigitsMNISTDataModule, ImageFolderUnpairedDataModule, MN
 from litlab.data.base import DatasetNotFoundError
 from litlab.eval import evaluate
 from litlab.models import ConditionalGAN, CycleGAN
-from litlab.models.cyclegan import ImagePool, generator_loss, linear_decay
+from litlab.models.cyclegan import ImagePool, discriminator_loss, generator_loss, linear_decay
 from litlab.models.gan_eval import ClassifierJudge, GenerationMetrics, load_judge
 from litlab.models.nets import CNN, ConditionalDiscriminator, ConditionalGenerator, PatchDiscriminator, ResnetGenerator
 from litlab.train import train
@@ -178,6 +178,62 @@ def test_cyclegan_generator_loss_is_its_formula():
     assert math.isclose(losses["loss"].item(), adversarial + cycle + identity, rel_tol=1e-6)
     without = generator_loss(d_b_on_fake_b, d_a_on_fake_a, real_a, cycled_a, real_b, cycled_b)
     assert math.isclose(without["loss"].item(), adversarial + cycle, rel_tol=1e-6)
+
+
+class ScoreByMean(torch.nn.Module):
+    """A stand-in discriminator whose logit is the image's mean plus its label (or just the mean)."""
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        score = images.flatten(1).mean(1)
+        return score if labels is None else score + labels
+
+
+def test_cgan_losses_are_bce_with_logits_on_the_conditioned_scores():
+    model = ConditionalGAN(TINY_G, TINY_D)
+    model.discriminator = ScoreByMean()
+    real, fake = torch.full((2, 1, 4, 4), 0.5), torch.full((2, 1, 4, 4), -0.25)
+    labels = torch.tensor([0, 2])
+    softplus = torch.nn.functional.softplus
+    real_logits, fake_logits = 0.5 + labels, -0.25 + labels
+    # BCE with logits: -log sigmoid(z) = softplus(-z) for target 1, softplus(z) for target 0
+    d_expected = (softplus(-real_logits).mean() + softplus(fake_logits).mean()) / 2
+    assert model.discriminator_loss(real, fake, labels).item() == pytest.approx(d_expected.item(), rel=1e-6)
+    assert model.generator_loss(fake, labels).item() == pytest.approx(softplus(-fake_logits).mean().item(), rel=1e-6)
+
+
+def test_cgan_maps_standardised_batches_back_to_the_tanh_range(mnist_root):
+    data = MNISTDataModule(data_dir=str(mnist_root), download=False)
+    model = ConditionalGAN(TINY_G, TINY_D)
+    x = torch.tensor([0, 51, 255], dtype=torch.uint8).view(3, 1, 1, 1)
+    assert torch.equal(model.real_images(x.float()), x.float())  # no datamodule statistics: as they come
+    model._trainer = type("T", (), {"datamodule": data})()
+    model.setup("fit")
+    tanh = model.real_images(data.normalize(x))
+    assert torch.allclose(tanh.flatten(), torch.tensor([-1.0, 51 / 127.5 - 1, 1.0]), atol=1e-6)
+
+
+def test_cyclegan_discriminator_loss_is_half_the_least_squares_sum():
+    real, fake = torch.full((2, 1, 2, 2), 0.5), torch.full((2, 1, 2, 2), 0.25)
+    # (0.5 - 1)^2 for real, (0.25 - 0)^2 for fake, halved
+    assert discriminator_loss(ScoreByMean(), real, fake).item() == pytest.approx((0.25 + 0.0625) / 2)
+
+
+def test_cyclegan_knobs_reach_losses_schedule_and_pools():
+    model = CycleGAN(TINY_RESNET, TINY_PATCH, pool_size=7, lr_constant_epochs=2, lr_decay_epochs=4)
+    assert model.pool_a.size == model.pool_b.size == 7
+    (opt_g, opt_d), (sched_g, sched_d) = model.configure_optimizers()
+    factor = linear_decay(2, 4)
+    assert [sched_g.lr_lambdas[0](e) for e in range(6)] == [factor(e) for e in range(6)]
+    assert [factor(e) for e in range(6)] == pytest.approx([1, 1, 0.8, 0.6, 0.4, 0.2])
+    assert sched_d.lr_lambdas[0](3) == factor(3)
+    generators = {id(p) for net in (model.g_ab, model.g_ba) for p in net.parameters()}
+    discriminators = {id(p) for net in (model.d_a, model.d_b) for p in net.parameters()}
+    assert {id(p) for group in opt_g.param_groups for p in group["params"]} == generators
+    assert {id(p) for group in opt_d.param_groups for p in group["params"]} == discriminators
+    assert opt_g.defaults["lr"] == 2e-4 and opt_g.defaults["betas"] == (0.5, 0.999)
+    with pytest.raises(ValueError, match="same number of channels: set model.use_identity=false"):
+        CycleGAN({**TINY_RESNET, "out_channels": 3}, TINY_PATCH)
+    assert not CycleGAN({**TINY_RESNET, "out_channels": 3}, TINY_PATCH, use_identity=False).hparams.use_identity
 
 
 def test_learning_rate_is_constant_then_decays_linearly():
