@@ -37,8 +37,12 @@ def test_tokenizer_lower_cases_and_splits_on_non_letters():
 def test_folder_corpus_vocabulary_and_sentence_boundaries(tmp_path):
     (tmp_path / "b.txt").write_text("cat dog cat\nfish\n")
     (tmp_path / "a.txt").write_text("Dog dog cat bird dog\n")
+    (tmp_path / ".hidden.txt").write_text("secret words\n")  # an editor's or a system's file: skipped
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.txt").write_bytes(b"caf\xe9 bird\n")  # not UTF-8: the bad byte separates words
     sentences = read_sentences(tmp_path)
-    assert sentences == [["dog", "dog", "cat", "bird", "dog"], ["cat", "dog", "cat"], ["fish"]]
+    assert sentences == [["dog", "dog", "cat", "bird", "dog"], ["cat", "dog", "cat"], ["fish"], ["caf", "bird"]]
+    sentences = sentences[:3]
     assert read_sentences(tmp_path / "a.txt", max_sentence_length=3) == [["dog", "dog", "cat"], ["bird", "dog"]]
     vocab = Vocabulary.build(sentences, min_count=2)
     assert vocab.words == ["dog", "cat"] and vocab.counts.tolist() == [4, 3]  # most frequent first
@@ -46,6 +50,9 @@ def test_folder_corpus_vocabulary_and_sentence_boundaries(tmp_path):
     assert ids.tolist() == [0, 0, 1, 0, 1, 0, 1] and sentence_ids.tolist() == [0, 0, 0, 0, 1, 1, 1]
     with pytest.raises(ValueError, match="lower data.min_count"):
         Vocabulary.build(sentences, min_count=10)
+    # Equal counts are ordered by the word, so that a corpus always gives the same ids.
+    assert Vocabulary.build([["b", "c", "a", "c", "a", "b"]], min_count=1).words == ["a", "b", "c"]
+    assert Vocabulary.build([["b", "c", "a", "c", "a", "b"]], min_count=1, max_size=2).words == ["a", "b"]
 
 
 def test_subsampling_follows_the_word2vec_formula():
@@ -74,6 +81,8 @@ def test_dynamic_window_pairs_stay_in_sentences_and_favour_near_words():
     centres, contexts = skipgram_pairs(ids, sentence_ids, window=3, generator=torch.Generator().manual_seed(0))
     distance = (centres - contexts).abs()
     assert distance.min() >= 1 and distance.max() <= 3
+    one = skipgram_pairs(ids[:1], sentence_ids[:1], window=3, generator=torch.Generator().manual_seed(0))
+    assert [len(t) for t in one] == [0, 0]  # a single word has no context
     assert torch.equal(sentence_ids[centres], sentence_ids[contexts])  # no pair crosses a sentence
     # A centre's window reaches distance d with probability (window - d + 1) / window: 1, 2/3, 1/3.
     per_sentence = torch.bincount(distance, minlength=4)[1:].float() / (n // 10)
@@ -298,7 +307,10 @@ def test_word2vec_text_format_round_trip_and_errors(tmp_path):
 
 def test_text8_missing_offline_gives_one_clear_error(tmp_path, monkeypatch):
     datamodule = TextCorpusDataModule(corpus="text8", data_dir=str(tmp_path), download=False)
-    with pytest.raises(DatasetNotFoundError, match=r"place the unzipped file `text8` in .*data.corpus="):
+    with pytest.raises(DatasetNotFoundError, match=r"is missing and data.download=false: place the unzipped file"):
+        datamodule.setup("fit")
+    datamodule = TextCorpusDataModule(corpus="text8", data_dir=str(tmp_path), download=True)
+    with pytest.raises(DatasetNotFoundError, match=r"The text8 corpus is missing: place .*data.corpus="):
         datamodule.setup("fit")
 
     def offline(*args, **kwargs):
@@ -471,6 +483,29 @@ def test_progress_runs_over_the_chunks_to_one(numbered_corpus):
 def test_bad_corpus_settings_are_refused_with_their_name(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TextCorpusDataModule(corpus="x.txt", **kwargs)
+
+
+def test_dataloader_workers_share_the_chunks_between_them(monkeypatch):
+    from types import SimpleNamespace
+
+    ids = torch.arange(900)
+    dataset = SkipGramPairs(ids, torch.zeros_like(ids), torch.ones(900), window=1, batch_size=10**6, chunk_words=100)
+    seen = []
+    for worker in range(2):
+        monkeypatch.setattr("litlab.data.text.get_worker_info", lambda w=worker: SimpleNamespace(id=w, num_workers=2))
+        seen.append({c // 100 for batch in dataset for c in batch[0].tolist()})
+    assert seen == [{0, 2, 4, 6, 8}, {1, 3, 5, 7}]  # every chunk once, alternating
+
+
+def test_corpus_loader_settings(numbered_corpus):
+    dm = TextCorpusDataModule(corpus=str(numbered_corpus), min_count=2, num_workers=2, pin_memory=True)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert (loader.num_workers, loader.pin_memory, loader.persistent_workers) == (2, True, True)
+    dm = TextCorpusDataModule(corpus=str(numbered_corpus), min_count=2)
+    dm.setup("fit")
+    loader = dm.train_dataloader()
+    assert (loader.num_workers, loader.pin_memory, loader.persistent_workers) == (0, False, False)
 
 
 def test_an_empty_held_out_split_says_what_to_change(numbered_corpus):
