@@ -111,6 +111,18 @@ def test_teacher_gets_no_gradient_and_does_not_change(teacher_ckpt, mnist_root):
     assert dtypes["teacher"] == dtypes["student"] == torch.bfloat16
     optimized = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
     assert not optimized & {id(p) for p in model.teacher.parameters()}
+    # The two parts are logged once per epoch, and make up the training loss with weights 0.3 and 0.7.
+    logged = trainer.logged_metrics
+    assert {"train/loss", "train/loss_ce", "train/loss_kd"} <= set(logged) and not any("_step" in k for k in logged)
+    mixed = 0.3 * logged["train/loss_ce"] + 0.7 * logged["train/loss_kd"]
+    assert logged["train/loss"].item() == pytest.approx(mixed.item(), rel=1e-4)
+    # The test also reports the teacher's own accuracy on the same images.
+    data = MNISTDataModule(data_dir=str(mnist_root), download=False, batch_size=32)
+    (metrics,) = Trainer(accelerator="cpu", limit_test_batches=1, logger=False, enable_progress_bar=False).test(
+        model, datamodule=data, verbose=False
+    )
+    x, y = data.on_after_batch_transfer(next(iter(data.test_dataloader())), 0)
+    assert metrics["test/teacher_acc"] == pytest.approx((model.teacher(x).argmax(1) == y).float().mean().item())
 
 
 def test_distillation_needs_a_teacher_unless_alpha_is_zero(tmp_path):
