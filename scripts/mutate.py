@@ -14,6 +14,7 @@ is kept in logs/mutation/ for `cr-report` and `cr-html`.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -111,8 +112,11 @@ def _line(code: str, number: int) -> str:
     return lines[number - 1].strip() if 0 < number <= len(lines) else ""
 
 
-def _classify(db, module: Path, excluded: dict[str, str], equivalents: list[dict]) -> None:
-    """Marks the mutants of excluded operators and the listed equivalent mutants as skipped, with the reason."""
+def _classify(db, items: list, module: Path, excluded: dict[str, str], equivalents: list[dict]) -> list:
+    """Marks the mutants of excluded operators and the listed equivalent mutants as skipped, with the reason.
+
+    Returns the other items: those to test.
+    """
     import re
 
     import cosmic_ray.plugins
@@ -122,7 +126,8 @@ def _classify(db, module: Path, excluded: dict[str, str], equivalents: list[dict
     source = module.read_text()
     patterns = [(re.compile(pattern), reason) for pattern, reason in excluded.items()]
     wanted = {(e["line"], e["mutant"]): e["reason"] for e in equivalents if Path(e["module"]) == module}
-    for item in db.pending_work_items:
+    todo = []
+    for item in items:
         (mutation,) = item.mutations
         note = next((f"excluded: {r}" for p, r in patterns if p.fullmatch(mutation.operator_name)), None)
         original = _line(source, mutation.start_pos[0])
@@ -133,6 +138,9 @@ def _classify(db, module: Path, excluded: dict[str, str], equivalents: list[dict
             note = reason and f"equivalent: {reason}"
         if note:
             db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=note))
+        else:
+            todo.append(item)
+    return todo
 
 
 def _diff_lines(diff: str) -> list[str]:
@@ -170,7 +178,7 @@ def report(db) -> float:
     return score
 
 
-def run(module: Path, tests: list[str] | None, timeout: float) -> float:
+def run(module: Path, tests: list[str] | None, timeout: float, retest_survivors: bool = False) -> float:
     import cosmic_ray.commands
     from cosmic_ray.distribution.local import LocalDistributor
     from cosmic_ray.testing import run_tests
@@ -190,9 +198,15 @@ def run(module: Path, tests: list[str] | None, timeout: float) -> float:
     session_dir = ROOT / "logs" / "mutation"
     session_dir.mkdir(parents=True, exist_ok=True)
     session = session_dir / f"{module.with_suffix('').as_posix().replace('/', '.')}.sqlite"
-    session.unlink(missing_ok=True)
-    sock_path = Path(f"/tmp/litlab-mutate-{os.getpid()}.sock")
     original = (ROOT / module).read_bytes()
+    # The session's mutants are positions in the module as it was: a changed module needs a new session.
+    fingerprint, digest = session.with_suffix(".sha256"), hashlib.sha256(original).hexdigest()
+    if retest_survivors:
+        if not session.exists() or not fingerprint.exists() or fingerprint.read_text() != digest:
+            sys.exit(f"{key} has no session to resume or changed since it: run without --retest-survivors.")
+    else:
+        session.unlink(missing_ok=True)
+    sock_path = Path(f"/tmp/litlab-mutate-{os.getpid()}.sock")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     server = _start_server(sock_path)
     client_args = [sys.executable, __file__, "--client", str(sock_path), "--timeout", str(timeout), "--"]
@@ -205,20 +219,27 @@ def run(module: Path, tests: list[str] | None, timeout: float) -> float:
             print(output)
             sys.exit(f"the tests mapped to {key} fail on the unmutated code: fix them first.")
         print(f"baseline: the tests pass in {time.monotonic() - started:.1f} s")
-        with use_db(str(session), WorkDB.Mode.create) as db:
-            cosmic_ray.commands.init([module], db, {})
-            _classify(db, module, excluded, equivalents)
-            pending = db.num_work_items - db.num_results
+        with use_db(str(session), WorkDB.Mode.open if retest_survivors else WorkDB.Mode.create) as db:
+            if retest_survivors:
+                items = [
+                    item for item, result in db.completed_work_items if result.test_outcome == TestOutcome.SURVIVED
+                ]
+            else:
+                cosmic_ray.commands.init([module], db, {})
+                fingerprint.write_text(digest)
+                items = db.pending_work_items
+            todo = _classify(db, items, module, excluded, equivalents)
+            done = []
 
             def on_done(job_id: str, result) -> None:
                 db.set_result(job_id, result)
-                done = db.num_results
+                done.append(job_id)
                 outcome = result.test_outcome.value if result.test_outcome else result.worker_outcome.value
-                print(f"[{done}/{db.num_work_items}] {outcome}", flush=True)
+                print(f"[{len(done)}/{len(todo)}] {outcome}", flush=True)
 
-            print(f"{pending} mutants to test ({db.num_work_items - pending} excluded or equivalent)", flush=True)
+            print(f"{len(todo)} mutants to test ({len(items) - len(todo)} excluded or equivalent)", flush=True)
             # cosmic-ray's timeout is the client's; the forked run has its own alarm, a little earlier.
-            LocalDistributor()(db.pending_work_items, test_command, timeout + 5, {}, on_task_complete=on_done)
+            LocalDistributor()(todo, test_command, timeout + 5, {}, on_task_complete=on_done)
             score = report(db)
         print(f"session: {session.relative_to(ROOT)} ({time.monotonic() - started:.0f} s)")
         return score
@@ -242,12 +263,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("module", type=Path, help="the module to mutate, e.g. src/litlab/data/base.py")
     parser.add_argument("--tests", nargs="+", help="the tests to run (default: the module's in mutation/config.toml)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a mutant's tests may take")
+    parser.add_argument(
+        "--retest-survivors",
+        action="store_true",
+        help="test again only the last session's survivors (after tests were added or equivalents listed)",
+    )
     args = parser.parse_args(argv)
     path = args.module.resolve()
     if not path.is_file() or not path.is_relative_to(ROOT):
         parser.error(f"{args.module} is not a file of this repository ({ROOT}).")
     module = path.relative_to(ROOT)
-    run(module, args.tests, args.timeout)
+    run(module, args.tests, args.timeout, args.retest_survivors)
 
 
 if __name__ == "__main__":
