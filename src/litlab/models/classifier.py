@@ -14,7 +14,7 @@ from torchmetrics.classification import (
 )
 
 from litlab.models.base import LitlabModule, build_net, plain
-from litlab.models.optim import configure
+from litlab.models.optim import check_optimizer, check_scheduler, configure
 from litlab.utils.figures import confusion_matrix_figure, log_figure
 
 # Training steps whose loss and predictions are collected before the training metrics see them at once.
@@ -58,6 +58,8 @@ class ImageClassifier(LitlabModule):
     ):
         super().__init__()
         net, optimizer, scheduler = plain(net), plain(optimizer) or {"name": "adam"}, plain(scheduler)
+        check_optimizer(optimizer)
+        check_scheduler(scheduler)
         self.save_hyperparameters(
             {
                 "net": net,
