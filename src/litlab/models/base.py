@@ -1,3 +1,4 @@
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -6,6 +7,7 @@ from lightning import LightningModule
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from litlab.models.optim import check_optimizer, check_scheduler
 from litlab.utils.whitelist import NET_WHITELIST
 
 
@@ -45,6 +47,28 @@ class LitlabModule(LightningModule):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    def save_settings(self, default_optimizer: Mapping[str, Any]) -> dict[str, Any]:
+        """Saves the arguments of the calling `__init__` as plain hyperparameters and returns them.
+
+        Call it first in `__init__`, before any argument is reassigned: it reads them from the caller's frame,
+        as Lightning's own `save_hyperparameters()` does. Values become plain containers (`weights_only=True`
+        reads them); `optimizer` falls back to `default_optimizer`; the optimizer and any `scheduler`
+        settings are checked now, so a wrong name fails when the model is built, not after the data is
+        loaded. A network given as a module cannot be saved: it is left out of the hyperparameters (pass it
+        again when loading) and returned as it is.
+        """
+        frame = inspect.currentframe().f_back
+        code = frame.f_code
+        names = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+        arguments = {name: plain(frame.f_locals[name]) for name in names}
+        arguments["optimizer"] = arguments.get("optimizer") or dict(default_optimizer)
+        check_optimizer(arguments["optimizer"])
+        if "scheduler" in arguments:
+            check_scheduler(arguments["scheduler"])
+        saved = {name: value for name, value in arguments.items() if not isinstance(value, nn.Module)}
+        self.save_hyperparameters(saved, logger=False)
+        return arguments
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None

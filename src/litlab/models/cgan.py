@@ -6,12 +6,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from litlab.models.base import LitlabModule, build_net, plain
+from litlab.models.base import LitlabModule, build_net
 from litlab.models.gan_eval import GenerationMetrics, check_judge_path, load_judge
-from litlab.models.optim import build_optimizer, check_optimizer
+from litlab.models.optim import GAN_ADAM, build_optimizer
 from litlab.utils.figures import image_grid, log_image
-
-GAN_ADAM = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
 
 
 def to_tanh_range(images: Tensor, mean: Tensor | None, std: Tensor | None) -> Tensor:
@@ -47,25 +45,10 @@ class ConditionalGAN(LitlabModule):
         samples_per_class: int = 10,
     ):
         super().__init__()
-        generator, discriminator = plain(generator), plain(discriminator)
-        check_optimizer(plain(optimizer) or GAN_ADAM)
-        self.save_hyperparameters(
-            {
-                "generator": generator,
-                "discriminator": discriminator,
-                "optimizer": plain(optimizer) or dict(GAN_ADAM),
-                "classifier_ckpt": classifier_ckpt,
-                "samples_per_class": samples_per_class,
-            },
-            logger=False,
-        )
-        for name, net in (("generator", generator), ("discriminator", discriminator)):
-            if isinstance(net, nn.Module):
-                # A module cannot go into the checkpoint's plain hyperparameters: pass it again when loading.
-                self.hparams.pop(name)
+        args = self.save_settings(default_optimizer=GAN_ADAM)
         self.automatic_optimization = False
-        self.generator = build_net(generator)
-        self.discriminator = build_net(discriminator)
+        self.generator = build_net(args["generator"])
+        self.discriminator = build_net(args["discriminator"])
         self.latent_dim, self.num_classes = self.generator.latent_dim, self.generator.num_classes
         noise = torch.randn(
             self.num_classes * samples_per_class, self.latent_dim, generator=torch.Generator().manual_seed(0)

@@ -20,6 +20,8 @@ OPTIMIZERS: dict[str, type[optim.Optimizer]] = {
     "rmsprop": optim.RMSprop,
     "sgd": optim.SGD,
 }
+# Both GANs' players: Adam at 2e-4 with beta1 0.5, the DCGAN paper's recipe that pix2pix and CycleGAN keep.
+GAN_ADAM: dict[str, Any] = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
 TORCH_OPTIM = "torch.optim."
 # The keys of the four built-in names; a torch.optim class gets any of them that are set, and `kwargs`.
 CLASS_KEYS = ("momentum", "nesterov", "betas", "eps")
