@@ -8,6 +8,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from litlab.models.optim import check_optimizer, check_scheduler
+from litlab.utils.pixels import PixelConvention, checkpoint_pixels
 from litlab.utils.whitelist import NET_WHITELIST
 
 
@@ -36,8 +37,27 @@ def build_net(spec: nn.Module | Mapping[str, Any]) -> nn.Module:
 class LitlabModule(LightningModule):
     """Base of litlab's LightningModules: records in each checkpoint which classes rebuild the run.
 
-    `eval.py` reads this record, so `python eval.py ckpt_path=...` needs no other configuration.
+    `eval.py` reads this record, so `python eval.py ckpt_path=...` needs no other configuration. The record
+    also keeps the pixel convention of the training data (`pixels`), so that a checkpoint alone says how to
+    turn images into the model's inputs and back.
     """
+
+    _recorded_pixels: PixelConvention | None = None
+
+    @property
+    def pixels(self) -> PixelConvention | None:
+        """The pixel convention of the input batches: the datamodule's, else the one the checkpoint recorded."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return getattr(datamodule, "pixels", None) or self._recorded_pixels
+
+    def share_pixels(self) -> None:
+        """Tells every submodule that re-normalises its input (a `set_input_pixels` method) the convention."""
+        pixels = self.pixels
+        if pixels is None:
+            return
+        for module in self.modules():
+            if module is not self and hasattr(module, "set_input_pixels"):
+                module.set_input_pixels(pixels.mean, pixels.std)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning records the running hook's name on the module twice per hook call, some forty times a
@@ -72,7 +92,13 @@ class LitlabModule(LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        pixels = self.pixels
         checkpoint["litlab"] = {
             "module": f"{type(self).__module__}.{type(self).__qualname__}",
             "datamodule": f"{type(datamodule).__module__}.{type(datamodule).__qualname__}" if datamodule else None,
+            "pixels": pixels.record() if pixels else None,
         }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._recorded_pixels = checkpoint_pixels(checkpoint)
+        self.share_pixels()

@@ -92,6 +92,7 @@ class ImageClassifier(LitlabModule):
                 f"The network predicts {self.num_classes} classes but the data has {data_classes}: "
                 "set model.net.num_classes to match."
             )
+        self.share_pixels()
         if self.hparams.compile and stage == "fit":
             self.net = torch.compile(self.net)
 
