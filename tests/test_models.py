@@ -128,7 +128,7 @@ def test_classifier_learns_generated_mnist(model, mnist_root, tmp_path):
     assert metrics["val/acc_best"] >= metrics["val/acc"]
 
 
-GAN_NETS = {
+MODULE_NETS = {
     ConditionalGAN: {
         "generator": {"_target_": "litlab.models.nets.ConditionalGenerator", "latent_dim": 8, "base_channels": 4},
         "discriminator": {"_target_": "litlab.models.nets.ConditionalDiscriminator", "base_channels": 4},
@@ -142,17 +142,17 @@ GAN_NETS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("cls", list(GAN_NETS), ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("cls", list(MODULE_NETS), ids=lambda cls: cls.__name__)
 def test_every_module_saves_its_settings_the_same_way(cls):
-    nets = {name: OmegaConf.create(spec) for name, spec in GAN_NETS[cls].items()}
+    nets = {name: OmegaConf.create(spec) for name, spec in MODULE_NETS[cls].items()}
     model = cls(**nets)
     default = {"name": "adam"} if cls is ImageClassifier else GAN_ADAM
     assert model.hparams.optimizer == default and model.hparams.optimizer is not default
-    for name, spec in GAN_NETS[cls].items():
+    for name, spec in MODULE_NETS[cls].items():
         assert type(model.hparams[name]) is dict and model.hparams[name] == spec  # plain, for weights_only=True
 
-    first = next(iter(GAN_NETS[cls]))
-    module = build_net(GAN_NETS[cls][first])
+    first = next(iter(MODULE_NETS[cls]))
+    module = build_net(MODULE_NETS[cls][first])
     given = cls(**{**nets, first: module}, optimizer={"name": "sgd", "lr": 0.1})
     assert first not in given.hparams and given.hparams.optimizer == {"name": "sgd", "lr": 0.1}
 
