@@ -48,9 +48,10 @@ def decay_groups(params: Iterable) -> list[dict[str, Any]]:
 
     The rule is nanoGPT's: tensors of two or more dimensions (the weights of linear, conv and embedding layers)
     decay, the others (biases, the scales and shifts of batch, layer, group and RMS norms) get weight_decay 0,
-    as torchvision's recipes (`norm_weight_decay=0`) and most trusted ones do. Decaying a norm's scale shrinks
-    a layer's output without any effect on what the following normalisation sees; a bias is no capacity to
-    regularise. Group keys (a group's own `lr`) are kept on both halves; empty halves are dropped.
+    as torchvision's recipes (`norm_weight_decay=0`) and most trusted ones do. These few values set the level
+    and scale of activations rather than fitting the data through many weights: pulling them to 0 regularises
+    nothing and only shrinks the signal (a batch norm's scale at 0 silences its channel). Group keys (a
+    group's own `lr`) are kept on both halves; empty halves are dropped.
     """
     params = list(params)
     groups = params if params and isinstance(params[0], Mapping) else [{"params": params}]
