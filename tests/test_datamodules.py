@@ -11,6 +11,7 @@ from litlab.data import (
 )
 from litlab.data.augment import random_crop, random_hflip
 from litlab.data.base import InMemoryImageDataModule, TensorBatchDataset, TensorBatchSampler
+from litlab.utils.pixels import PixelConvention
 
 
 def test_mnist_reads_idx_files(mnist_root):
@@ -91,7 +92,7 @@ def test_normalisation_and_augmentation_run_on_the_batch(cifar10_root):
 def test_normalisation_standardises_with_the_channel_statistics(cifar10_root):
     dm = CIFAR10DataModule(data_dir=str(cifar10_root), download=False)
     x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
-    mean, std = torch.tensor(dm.mean).view(1, 3, 1, 1), torch.tensor(dm.std).view(1, 3, 1, 1)
+    mean, std = torch.tensor(dm.pixels.mean).view(1, 3, 1, 1), torch.tensor(dm.pixels.std).view(1, 3, 1, 1)
     expected = (x.float() / 255.0 - mean) / std
     assert torch.allclose(dm.normalize(x), expected, atol=1e-5)
     assert torch.allclose(dm.normalize(x), expected, atol=1e-5)  # again, from the per-device cache
@@ -146,8 +147,7 @@ class NumberedImages(InMemoryImageDataModule):
     """Images that carry their own number (two pixels, base 256), so a split can be checked image by image."""
 
     num_classes = 10
-    mean = (0.5,)
-    std = (0.25,)
+    pixels = PixelConvention(mean=(0.5,), std=(0.25,))
 
     def __init__(self, n_train: int = 300, n_test: int = 100, **kwargs):
         super().__init__(download=False, **kwargs)
