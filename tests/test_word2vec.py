@@ -195,6 +195,41 @@ def test_learning_rate_decays_linearly_with_the_words_consumed(numbered_corpus, 
         assert lr == pytest.approx(0.05 * max(min_lr_ratio, 1 - (epoch + progress) / 2))
 
 
+def test_word2vec_hooks_carry_the_vocabulary_through_a_checkpoint():
+    words, counts = ["the", "cat", "sat"], torch.tensor([5, 3, 2])
+    model = Word2Vec(embedding_dim=4, optimizer={"name": "sparse_adam", "lr": 0.01})
+    with pytest.raises(ValueError, match="no vocabulary yet: train it or load it from a checkpoint"):
+        model.word_vectors()
+    model.build(words, counts)
+    checkpoint = {"state_dict": model.state_dict()}
+    model.on_save_checkpoint(checkpoint)
+    fresh = Word2Vec(embedding_dim=4)
+    fresh.on_load_checkpoint(checkpoint)  # Lightning calls it before loading the state dict
+    fresh.load_state_dict(checkpoint["state_dict"])
+    assert fresh.words == words and torch.equal(fresh.counts, counts)
+    assert torch.equal(fresh.word_vectors().vectors, model.input_embeddings.weight)
+    assert fresh.most_similar("the", k=2)[0][0] in {"cat", "sat"}
+    optimizer = model.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.SparseAdam) and optimizer.defaults["lr"] == 0.01
+    assert isinstance(fresh.configure_optimizers(), torch.optim.SGD)
+
+
+def test_word2vec_evaluation_draws_the_same_noise_every_time():
+    model = Word2Vec(embedding_dim=4, negatives=3)
+    model.build([f"w{i}" for i in range(20)], torch.arange(20, 0, -1))
+    with torch.no_grad():
+        model.output_embeddings.weight.normal_()
+    centres, contexts = torch.arange(10), torch.arange(10, 20)
+    losses = []
+    for _ in range(2):
+        model.on_validation_epoch_start()
+        losses.append(model(centres, contexts, model.eval_generator).item())
+    model.on_test_epoch_start()
+    losses.append(model(centres, contexts, model.eval_generator).item())
+    assert losses[0] == losses[1] == losses[2]
+    assert model(centres, contexts, model.eval_generator).item() != losses[0]  # the stream moves on within one
+
+
 def test_word2vec_learns_topics_saves_vectors_and_evaluates_from_checkpoint(tmp_path, topic_corpus):
     questions = tmp_path / "questions-words.txt"
     topics = topic_words()
