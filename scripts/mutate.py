@@ -51,7 +51,8 @@ def serve(sock_path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    # The module changes between runs within the same second: never trust (or write) a cached bytecode file.
+    # Mutants follow each other within a second, and a bytecode cache is validated by the source's size and mtime
+    # in whole seconds: a cached mutant could pass for the next one, so none is written.
     sys.dont_write_bytecode = True
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(sock_path)
