@@ -187,6 +187,26 @@ def test_split_is_disjoint_covers_the_data_and_keeps_labels_paired(val_fraction,
         assert val != sorted(val)
 
 
+def test_default_split_and_augmentation():
+    # Runs compare on the same images: the default split is split_seed 42's, whatever else changes.
+    default, seeded = NumberedImages(), NumberedImages(split_seed=42, batch_size=7)
+    for dm in (default, seeded):
+        dm.setup()
+    assert numbers(default.data_val) == numbers(seeded.data_val)
+    # augment=true alone: crops padded by up to 4 pixels, and flips.
+    dm = NumberedImages(augment=True)
+    dm.trainer = _Loop(training=True)
+    torch.manual_seed(0)
+    x = torch.arange(256 * 100).remainder(200).add(20).to(torch.uint8).view(256, 1, 10, 10)
+    out, _ = dm.on_after_batch_transfer((x, torch.zeros(256)), 0)
+    padding_rows = (out == 0).all(-1).sum((1, 2))
+    assert padding_rows.max() == 4
+    unshifted = padding_rows.eq(0) & (out == 0).all(-2).sum((1, 2)).eq(0)
+    plain = dm.normalize(x)
+    flipped = [torch.equal(o, p.flip(-1)) for o, p, keep in zip(out, plain, unshifted, strict=True) if keep]
+    assert any(flipped) and not all(flipped)
+
+
 def test_split_depends_on_the_split_seed_only():
     a, b, c = NumberedImages(split_seed=1), NumberedImages(split_seed=1), NumberedImages(split_seed=2)
     for dm in (a, b, c):
