@@ -14,6 +14,7 @@ is kept in logs/mutation/ for `cr-report` and `cr-html`.
 """
 
 import argparse
+import difflib
 import hashlib
 import json
 import os
@@ -113,6 +114,12 @@ def _line(code: str, number: int) -> str:
     return lines[number - 1].strip() if 0 < number <= len(lines) else ""
 
 
+def _added_lines(source: str, mutated: str) -> str:
+    """The lines a mutant puts in, stripped and joined by " / " ("" for a mutant that only takes lines out)."""
+    diff = difflib.unified_diff(source.splitlines(), mutated.splitlines(), n=0, lineterm="")
+    return " / ".join(line[1:].strip() for line in diff if line.startswith("+") and not line.startswith("+++"))
+
+
 def _classify(db, items: list, module: Path, excluded: dict[str, str], equivalents: list[dict]) -> list:
     """Marks the mutants of excluded operators and the listed equivalent mutants as skipped, with the reason.
 
@@ -134,8 +141,8 @@ def _classify(db, items: list, module: Path, excluded: dict[str, str], equivalen
         original = _line(source, mutation.start_pos[0])
         if note is None and any(line == original for line, _ in wanted):
             operator = cosmic_ray.plugins.get_operator(mutation.operator_name)(**(mutation.operator_args or {}))
-            mutated = mutate_code(source, operator, mutation.occurrence)
-            reason = wanted.get((original, _line(mutated or "", mutation.start_pos[0])))
+            mutated = mutate_code(source, operator, mutation.occurrence) or source
+            reason = wanted.get((original, _added_lines(source, mutated)))
             note = reason and f"equivalent: {reason}"
         if note:
             db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=note))
