@@ -150,7 +150,7 @@ class NumberedImages(InMemoryImageDataModule):
     pixels = PixelConvention(mean=(0.5,), std=(0.25,))
 
     def __init__(self, n_train: int = 300, n_test: int = 100, **kwargs):
-        super().__init__(download=False, **kwargs)
+        super().__init__(**kwargs)
         self.sizes = {True: n_train, False: n_test}
         self.loads: list[tuple[bool, bool]] = []
 
@@ -193,6 +193,7 @@ def test_default_split_and_augmentation():
     for dm in (default, seeded):
         dm.setup()
     assert numbers(default.data_val) == numbers(seeded.data_val)
+    assert [len(b) for b in default.train_dataloader().batch_sampler] == [128, 128]  # 270 images
     # augment=true alone: crops padded by up to 4 pixels, and flips.
     dm = NumberedImages(augment=True)
     dm.trainer = _Loop(training=True)
@@ -272,13 +273,16 @@ def test_loaders_follow_batch_size_eval_batch_size_and_workers():
     assert (loader.num_workers, loader.pin_memory, loader.persistent_workers) == (2, True, True)
     default = dm.train_dataloader()
     assert (default.num_workers, default.pin_memory, default.persistent_workers) == (0, False, False)
+    one = NumberedImages(num_workers=1)
+    one.setup()
+    assert one.train_dataloader().persistent_workers is True  # one worker process is kept too
 
 
-def test_prepare_data_downloads_both_splits_only_when_asked():
-    dm = NumberedImages()
+def test_prepare_data_downloads_both_splits_unless_told_not_to():
+    dm = NumberedImages(download=False)
     dm.prepare_data()
     assert dm.loads == []
-    dm.hparams.download = True
+    dm = NumberedImages()
     dm.prepare_data()
     assert dm.loads == [(True, True), (False, True)]
     assert dm.dims == (1, 1, 2)  # asking for the shape reads the data (without downloading)
@@ -290,8 +294,12 @@ def test_numbered_images_batches_are_read_whole_and_checked():
         TensorBatchDataset(torch.zeros(4, 1, 2, 2), torch.zeros(4))
     with pytest.raises(ValueError, match="uint8 tensor"):
         TensorBatchDataset(torch.zeros(4, 2, 2, dtype=torch.uint8), torch.zeros(4))
+    with pytest.raises(ValueError, match=r"uint8 tensor \(N, C, H, W\), got torch.uint8 \(4, 1, 1, 2, 2\)"):
+        TensorBatchDataset(torch.zeros(4, 1, 1, 2, 2, dtype=torch.uint8), torch.zeros(4))
     with pytest.raises(ValueError, match="4 images but 3 labels"):
         TensorBatchDataset(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.zeros(3))
+    with pytest.raises(ValueError, match="3 images but 4 labels"):
+        TensorBatchDataset(torch.zeros(3, 1, 2, 2, dtype=torch.uint8), torch.zeros(4))
     data = TensorBatchDataset(torch.arange(4, dtype=torch.uint8).view(4, 1, 1, 1), torch.tensor([5, 6, 7, 8]))
     assert data.labels.dtype == torch.int64 and len(data) == 4
     image, label = data[2]
