@@ -136,10 +136,13 @@ def test_distillation_needs_a_teacher_unless_alpha_is_zero(tmp_path):
 SMALL_TEACHER = {**STUDENT, "conv_channels": [4], "dense_units": [16]}
 
 
-@pytest.mark.parametrize(("alpha", "tau"), [(0.0, 4.0), (0.25, 2.0), (0.75, 2.0), (1.0, 5.0)])
+@pytest.mark.parametrize(("alpha", "tau"), [(0.0, 4.0), (0.25, 2.0), (0.75, 2.0), (1.0, 5.0), (None, None)])
 def test_training_step_weighs_labels_and_teacher_by_alpha_at_temperature_tau(alpha, tau):
     torch.manual_seed(0)
-    model = DistillationModule(STUDENT, teacher_net=SMALL_TEACHER, alpha=alpha, tau=tau).eval()
+    if alpha is None:  # the defaults: Hinton et al.'s even mix at temperature 4
+        model, alpha, tau = DistillationModule(STUDENT, teacher_net=SMALL_TEACHER).eval(), 0.5, 4.0
+    else:
+        model = DistillationModule(STUDENT, teacher_net=SMALL_TEACHER, alpha=alpha, tau=tau).eval()
     x, y = torch.randn(6, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4, 5])
     loss = model.training_step((x, y), 0)
     with torch.no_grad():
@@ -173,6 +176,9 @@ def test_bad_distillation_settings_are_refused(kwargs, message):
 def test_distillation_edge_settings_are_accepted():
     model = DistillationModule(STUDENT, teacher_net=SMALL_TEACHER, alpha=1.0, tau=0.01)
     assert (model.hparams.alpha, model.hparams.tau) == (1.0, 0.01)
+    # Class counts compare by value: 300 from two sources is two int objects, and still the same count.
+    many = DistillationModule({**STUDENT, "num_classes": 300}, teacher_net={**SMALL_TEACHER, "num_classes": int("300")})
+    assert many.teacher.num_classes == many.num_classes == 300
 
 
 def test_teacher_weights_come_from_its_checkpoint(tmp_path):
