@@ -13,6 +13,7 @@ from litlab import CONFIG_DIR
 from litlab.callbacks import trial_callbacks
 from litlab.utils import (
     RankedLogger,
+    drop_logger_callbacks,
     extras,
     get_metric_value,
     instantiate_callbacks,
@@ -20,6 +21,9 @@ from litlab.utils import (
     log_hyperparameters,
     task_wrapper,
 )
+from litlab.utils.checkpoint import load_checkpoint
+from litlab.utils.cli import accept_null_groups
+from litlab.utils.errors import report_errors
 from litlab.utils.summary import print_run_summary
 from litlab.utils.whitelist import EXECUTION_WHITELIST
 
@@ -41,6 +45,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     callbacks: list[Callback] = instantiate_callbacks(cfg.get("callbacks"))
     callbacks += trial_callbacks(cfg)  # reports to the Optuna trial when a sweep launched this run
     logger: list[Logger] = instantiate_loggers(cfg.get("logger"))
+    callbacks = drop_logger_callbacks(callbacks, logger)
 
     log.info(f"Instantiating trainer <{cfg.trainer._target_}>")
     trainer: Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger or False)
@@ -57,6 +62,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         log_hyperparameters(object_dict)
 
     if cfg.get("train"):
+        if cfg.get("ckpt_path"):
+            load_checkpoint(cfg.ckpt_path)  # a missing or corrupt file fails here, in one sentence
         log.info("Starting training!")
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     train_metrics = dict(trainer.callback_metrics)
@@ -75,7 +82,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return metric_dict, object_dict
 
 
+@accept_null_groups
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train.yaml", execution_whitelist=EXECUTION_WHITELIST)
+@report_errors
 def main(cfg: DictConfig) -> float | None:
     """Hydra's entry point; returns `optimized_metric` so that a sweeper can optimise it."""
     extras(cfg)

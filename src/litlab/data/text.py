@@ -17,7 +17,7 @@ from lightning import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from litlab.data.base import DatasetNotFoundError
+from litlab.data.base import DatasetNotFoundError, require_positive_ints
 
 TEXT8_URL = "http://mattmahoney.net/dc/text8.zip"
 TEXT8_MD5 = "f26f94c5209bc6159618bad4a559ff81"
@@ -222,11 +222,7 @@ class TextCorpusDataModule(LightningDataModule):
         for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"data.{name} must be in [0, 1), got {value}.")
-        if window < 1 or batch_size < 1 or min_count < 1:
-            raise ValueError(
-                f"data.window, data.batch_size and data.min_count must be positive, got {window}, {batch_size}, "
-                f"{min_count}."
-            )
+        require_positive_ints(window=window, batch_size=batch_size, eval_batch_size=eval_batch_size, min_count=min_count)
         self.save_hyperparameters(logger=False)
         self.vocab: Vocabulary | None = None
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}

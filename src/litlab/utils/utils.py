@@ -9,7 +9,7 @@ from optuna import TrialPruned
 
 from litlab.utils.pylogger import RankedLogger
 from litlab.utils.rich_utils import enforce_tags, print_config_tree
-from litlab.utils.whitelist import EXECUTION_WHITELIST
+from litlab.utils.whitelist import EXECUTION_WHITELIST, refuse_loading_targets
 
 log = RankedLogger(__name__)
 
@@ -28,7 +28,10 @@ def extras(cfg: DictConfig) -> None:
 
 
 def task_wrapper(task_func: Callable) -> Callable:
-    """Runs a task under the project's execution whitelist, logs its failure, and says where its output went.
+    """Runs a task under the project's execution whitelist and says where its output went.
+
+    A failure is not logged here: Hydra writes its traceback to the run's log file, and a single run
+    prints it as one sentence (litlab.utils.errors).
 
     The whitelist is applied here, not only in `@hydra.main`, so that tests and notebooks calling
     `train(cfg)` directly get the same protection.
@@ -37,14 +40,12 @@ def task_wrapper(task_func: Callable) -> Callable:
     @functools.wraps(task_func)
     def wrap(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         try:
+            refuse_loading_targets(cfg)
             with execution_whitelist(EXECUTION_WHITELIST):
                 return task_func(cfg=cfg)
         except TrialPruned as pruned:
             # An Optuna sweep stopping a weak trial is no error: no traceback.
             log.info(f"Optuna pruned this trial: {pruned}")
-            raise
-        except Exception:
-            log.exception("")
             raise
         finally:
             log.info(f"Output dir: {cfg.paths.output_dir}")
