@@ -6,6 +6,7 @@ from lightning import LightningModule
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from litlab.models.optim import check_resumed_schedules
 from litlab.utils.whitelist import NET_WHITELIST
 
 
@@ -45,6 +46,10 @@ class LitlabModule(LightningModule):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    def on_train_start(self) -> None:
+        # Here, not in configure_optimizers: a resumed scheduler's state is restored only after that.
+        check_resumed_schedules(self.trainer)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None

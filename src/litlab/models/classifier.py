@@ -14,7 +14,7 @@ from torchmetrics.classification import (
 )
 
 from litlab.models.base import LitlabModule, build_net, plain
-from litlab.models.optim import configure
+from litlab.models.optim import check_names, configure
 from litlab.utils.figures import confusion_matrix_figure, log_figure
 
 # Training steps whose loss and predictions are collected before the training metrics see them at once.
@@ -58,6 +58,7 @@ class ImageClassifier(LitlabModule):
     ):
         super().__init__()
         net, optimizer, scheduler = plain(net), plain(optimizer) or {"name": "adam"}, plain(scheduler)
+        check_names(optimizer, scheduler)
         self.save_hyperparameters(
             {
                 "net": net,
@@ -116,6 +117,7 @@ class ImageClassifier(LitlabModule):
         return loss, logits.argmax(dim=1), y
 
     def on_train_start(self) -> None:
+        super().on_train_start()
         # A fresh best value: the sanity check's validation must not count.
         self.val_acc_best.reset()
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -12,7 +12,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from litlab.models.base import LitlabModule, build_net, plain
 from litlab.models.gan_eval import ClassifierJudge, check_judge_path, load_judge
-from litlab.models.optim import build_optimizer
+from litlab.models.optim import build_optimizer, check_names
 from litlab.utils.figures import image_grid, log_image
 
 GAN_ADAM = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
@@ -137,6 +137,7 @@ class CycleGAN(LitlabModule):
     ):
         super().__init__()
         generator, discriminator = plain(generator), plain(discriminator)
+        check_names(plain(optimizer))
         self.save_hyperparameters(
             {
                 "generator": generator,

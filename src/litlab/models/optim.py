@@ -44,6 +44,21 @@ def build_optimizer(
 SCHEDULERS = ("none", "cosine", "onecycle", "plateau")
 
 
+def _scheduler_key(name: str | None) -> str:
+    key = str(name or "none").lower()
+    if key not in SCHEDULERS:
+        raise ValueError(f"Unknown scheduler '{name}' (model.scheduler.name): choose one of {', '.join(SCHEDULERS)}.")
+    return key
+
+
+def check_names(optimizer: Mapping[str, Any] | None, scheduler: Mapping[str, Any] | None = None) -> None:
+    """Refuses an unknown optimizer or scheduler name when the model is built, not after the data has loaded."""
+    if optimizer:
+        choose(OPTIMIZERS, optimizer.get("name", "adam"), "optimizer (model.optimizer.name)")
+    if scheduler:
+        _scheduler_key(scheduler.get("name"))
+
+
 def build_scheduler(
     optimizer: optim.Optimizer,
     total_steps: int,
@@ -59,9 +74,7 @@ def build_scheduler(
     cosine and onecycle step every batch over `total_steps` (the trainer's estimate); plateau steps once an
     epoch on `monitor`.
     """
-    key = str(name or "none").lower()
-    if key not in SCHEDULERS:
-        raise ValueError(f"Unknown scheduler '{name}' (model.scheduler.name): choose one of {', '.join(SCHEDULERS)}.")
+    key = _scheduler_key(name)
     if key == "none":
         return None
     base_lrs = [group["lr"] for group in optimizer.param_groups]
@@ -77,6 +90,24 @@ def build_scheduler(
         return {"scheduler": scheduler, "interval": "step"}
     scheduler = optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=factor, patience=patience)
     return {"scheduler": scheduler, "interval": "epoch", "monitor": monitor}
+
+
+def check_resumed_schedules(trainer: Any) -> None:
+    """Refuses a resume whose one-cycle schedule is shorter than the run now asks for.
+
+    OneCycleLR restores its planned total of steps from the checkpoint, so resuming with a larger
+    `trainer.max_epochs` would train on until the schedule runs out, then fail with torch's "Tried to
+    step ... times".
+    """
+    needed = trainer.estimated_stepping_batches
+    for config in trainer.lr_scheduler_configs:
+        scheduler = config.scheduler
+        if isinstance(scheduler, optim.lr_scheduler.OneCycleLR) and scheduler.total_steps < needed:
+            raise ValueError(
+                f"The resumed one-cycle schedule was planned for {scheduler.total_steps} steps, but "
+                f"trainer.max_epochs={trainer.max_epochs} needs {needed}: resume with the original "
+                "trainer.max_epochs, or start a new run (without ckpt_path) for a longer schedule."
+            )
 
 
 def configure(

@@ -32,7 +32,7 @@ def _one_line(text: str) -> str:
 
 
 def _accelerator_missing(err: BaseException) -> str | None:
-    match = _NO_ACCELERATOR.search(str(err))
+    match = _NO_ACCELERATOR.search(_one_line(err))
     if not match:
         return None
     name = match.group(1).lower().replace("cuda", "gpu")
@@ -42,26 +42,52 @@ def _accelerator_missing(err: BaseException) -> str | None:
     )
 
 
+_REFUSED_TARGET = re.compile(
+    r"Target '([^']+)'(?: \(resolved from '([^']+)'\))? (?:is not in|cannot be authorized by) the Hydra execution"
+)
+
+
+def _config_key(err: BaseException) -> str | None:
+    for text in (str(err), *getattr(err, "__notes__", ())):
+        match = _FULL_KEY.search(text)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _target_refused(err: BaseException) -> str | None:
+    match = _REFUSED_TARGET.search(_one_line(err))
+    if not match:
+        return None
+    target = match.group(2) or match.group(1)
+    key = _config_key(err)
+    where = f"The config key `{key}._target_`" if key else "A config"
+    return (
+        f"{where} names `{target}`, which configs may not run (they may build the Trainer, callbacks, loggers, "
+        "profilers, strategies, plugins, optimizers, Optuna samplers, pruners and storages, and litlab's own "
+        "classes; see litlab/utils/whitelist.py): remove it or name one of those."
+    )
+
+
 # Library errors whose own message does not say what to change, and the sentence that does.
-TRANSLATIONS: tuple[Callable[[BaseException], str | None], ...] = (_accelerator_missing,)
+TRANSLATIONS: tuple[Callable[[BaseException], str | None], ...] = (_accelerator_missing, _target_refused)
 
 
 def describe(err: BaseException) -> str:
     """One line for an exception: its class and message, the config key it came from, and a fix if known."""
     if isinstance(err, InstantiationException) and err.__cause__ is not None:
-        key = _FULL_KEY.search(str(err))
-        target = _TARGET.search(str(err))
         cause = describe(err.__cause__)
-        where = key.group(1) if key else (target.group(1) if target else None)
+        target = _TARGET.search(str(err))
+        where = _config_key(err) or (target.group(1) if target else None)
         return f"{cause} (building `{where}`)" if where and where not in cause else cause
     for translate in TRANSLATIONS:
         sentence = translate(err)
         if sentence:
             return sentence
-    text = f"{type(err).__name__}: {_one_line(err)}"
-    # Hydra notes the config key of a failing `_target_` on the exception itself.
-    keys = [m.group(1) for m in map(_FULL_KEY.search, getattr(err, "__notes__", ())) if m]
-    return f"{text} (building `{keys[0]}`)" if keys and keys[0] not in text else text
+    text = f"{type(err).__name__}: {_one_line(_FULL_KEY.sub('', str(err)))}"
+    # Hydra names the config key of a failing `_target_` in a note on the exception (or in its message).
+    key = _config_key(err)
+    return f"{text} (building `{key}`)" if key and key not in text else text
 
 
 def _log_files() -> list[str]:

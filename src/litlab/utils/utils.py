@@ -3,6 +3,8 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import execution_whitelist
 from omegaconf import DictConfig
 from optuna import TrialPruned
@@ -54,16 +56,21 @@ def task_wrapper(task_func: Callable) -> Callable:
 
 
 def get_metric_value(metric_dict: dict[str, Any], metric_name: str | None) -> float | None:
-    """Returns the metric a sweeper optimises; NaN is passed on so that the sweeper can mark the trial failed."""
+    """Returns the metric a sweeper optimises; NaN is passed on so that the sweeper can mark the trial failed.
+
+    A metric the run did not log fails a sweep's trial (the sweeper has nothing to optimise), but a single
+    run that trained and tested has done its work: there it is a warning.
+    """
     if not metric_name:
         log.info("No optimized_metric is set: returning no value to the sweeper.")
         return None
     if metric_name not in metric_dict:
         available = ", ".join(sorted(metric_dict)) or "none"
-        raise KeyError(
-            f"The optimized_metric '{metric_name}' was not logged by this run (logged: {available}): "
-            "set optimized_metric to one of them."
-        )
+        message = f"The optimized_metric '{metric_name}' was not logged by this run (logged: {available})"
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise KeyError(f"{message}: set optimized_metric to one of them.")
+        log.warning(f"{message}; a sweep would fail this trial: set optimized_metric to one of them.")
+        return None
     value = float(metric_dict[metric_name])
     log.info(f"Retrieved metric value: {metric_name}={value}")
     return value

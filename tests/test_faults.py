@@ -1,0 +1,319 @@
+"""Faults and bad input, as a user meets them: each case from issue 13 as a test.
+
+Command-line cases run `python train.py ...` as real processes (several at once, to share the startup cost)
+and assert on what the terminal shows: one sentence that names the fix, no traceback, exit status 1.
+"""
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import torch
+from omegaconf import open_dict
+from optuna.trial import TrialState
+
+from litlab import ROOT_DIR
+from litlab.data.text import read_sentences
+from litlab.models import ImageClassifier
+from litlab.search.reports import format_importances, param_importances
+from litlab.train import train
+from litlab.utils.errors import describe
+from litlab.utils.utils import get_metric_value
+from tests.helpers.config import TEST_OVERRIDES, train_config
+from tests.helpers.sweep import run_sweep, trials_by_state
+
+QUIET = [*TEST_OVERRIDES, "callbacks.model_summary=null", "+trainer.enable_progress_bar=false"]
+CNN_NET = {"_target_": "litlab.models.nets.CNN", "in_channels": 1, "image_size": 8, "num_classes": 10}
+
+
+class Evil:
+    """A pickle that runs code when loaded without `weights_only=True`: it creates a marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def write_evil_checkpoint(path: Path, marker: Path) -> Path:
+    torch.save({"state_dict": {}, "payload": Evil(marker)}, path)
+    return path
+
+
+def run_cli(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python train.py <args>` in a fresh process without a terminal, its logs under `cwd`."""
+    base = {name: value for name, value in os.environ.items() if name != "HYDRA_FULL_ERROR"}
+    env = {**base, "PYTHONPATH": str(ROOT_DIR / "src"), "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(ROOT_DIR / "train.py"), *QUIET, f"paths.log_dir={cwd}", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """Every command-line case, run at once (two at a time) in its own folder."""
+    root = tmp_path_factory.mktemp("cli")
+    corrupt = root / "corrupt.ckpt"
+    corrupt.write_bytes(b"PK\x03\x04 truncated")
+    evil = write_evil_checkpoint(root / "evil.ckpt", root / "pwned")
+    cases = {
+        "batch_size": ["data.batch_size=abc"],
+        "gpu": ["trainer.accelerator=gpu"],
+        "missing_ckpt": [f"ckpt_path={root / 'nope.ckpt'}"],
+        "corrupt_ckpt": [f"ckpt_path={corrupt}"],
+        "no_tags": ["tags=[]", "extras.enforce_tags=true"],
+        "optimizer": ["model.optimizer.name=adamx"],
+        "scheduler": ["model.scheduler.name=cosinus"],
+        "bypass": [
+            "+callbacks.x._target_=lightning.pytorch.LightningModule.load_from_checkpoint",
+            f"+callbacks.x.checkpoint_path={evil}",
+            "+callbacks.x.weights_only=false",
+            "trainer.fast_dev_run=true",
+        ],
+        "nan": ["model.optimizer.lr=1e6", "model.optimizer.name=sgd", "trainer.max_epochs=2"],
+        "unlogged_metric": ["optimized_metric=val/nope", "trainer.fast_dev_run=true"],
+        "no_logger": ["~logger", "trainer.fast_dev_run=true"],
+        "logger_null": ["logger=null", "trainer.fast_dev_run=true"],
+        "full_error": ["data.batch_size=abc"],
+    }
+    envs = {"full_error": {"HYDRA_FULL_ERROR": "1"}}
+    folders = {name: root / name for name in cases}
+    for folder in folders.values():
+        folder.mkdir()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(run_cli, args, folders[name], envs.get(name)) for name, args in cases.items()}
+        results = {name: future.result() for name, future in futures.items()}
+    results["root"] = root
+    return results
+
+
+def assert_one_sentence(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit status 1, no traceback, a short output ending in one sentence that holds `fragments`."""
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output, output
+    sentence = result.stderr.strip().splitlines()[-1]
+    for fragment in fragments:
+        assert fragment in sentence, sentence
+    assert "HYDRA_FULL_ERROR=1" in sentence and ".log;" in sentence  # where the full traceback is
+    assert output.count(sentence.split(" [")[0]) == 1  # said once, not once per logger
+    assert len(output.splitlines()) <= 15, output
+    return sentence
+
+
+@pytest.mark.parametrize(
+    ("case", "fragments"),
+    [
+        ("batch_size", ["data.batch_size must be a positive integer, got 'abc'", "data.batch_size=64"]),
+        ("missing_ckpt", ["nope.ckpt' does not exist: pass ckpt_path="]),
+        ("corrupt_ckpt", ["is corrupt or not a PyTorch checkpoint", "point ckpt_path at a .ckpt file"]),
+        ("no_tags", ["no terminal to ask for them: set them with `tags=[...]`"]),
+        ("optimizer", ["Unknown optimizer (model.optimizer.name) 'adamx': choose one of adam"]),
+        ("scheduler", ["Unknown scheduler 'cosinus' (model.scheduler.name): choose one of none"]),
+    ],
+)
+def test_bad_input_prints_one_sentence_naming_the_fix(cli, case, fragments):
+    assert_one_sentence(cli[case], *fragments)
+    if case in ("optimizer", "scheduler"):
+        assert "Instantiating callback" not in cli[case].stdout  # refused as the model was built
+
+
+def test_missing_gpu_says_how_to_pick_the_cpu(cli):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert_one_sentence(cli["gpu"], "trainer.accelerator=gpu asks for a GPU, but this machine has none", "trainer=cpu")
+
+
+def test_full_traceback_goes_to_the_log_file_and_with_hydra_full_error_to_the_terminal(cli):
+    sentence = assert_one_sentence(cli["batch_size"])
+    log_file = Path(sentence.split("full traceback in ")[1].split(";")[0])
+    assert "Traceback" in log_file.read_text() and "require_positive_ints" in log_file.read_text()
+    full = cli["full_error"]
+    assert full.returncode == 1 and "Traceback" in full.stderr and "require_positive_ints" in full.stderr
+
+
+def test_config_cannot_load_a_pickle_through_the_whitelist(cli):
+    assert_one_sentence(cli["bypass"], "`callbacks.x._target_` names", "a loading function")
+    assert not (cli["root"] / "pwned").exists()
+
+
+def test_whitelist_refuses_the_bypass_family(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = write_evil_checkpoint(tmp_path / "evil.ckpt", marker)
+    family = {
+        "lightning.pytorch.LightningModule.load_from_checkpoint": [f"checkpoint_path={evil}", "weights_only=false"],
+        "litlab.models.ImageClassifier.load_from_checkpoint": [f"checkpoint_path={evil}", "weights_only=false"],
+        "torch.load": [f"f={evil}", "weights_only=false"],
+        "lightning.fabric.utilities.cloud_io._load": [f"path_or_url={evil}", "weights_only=false"],
+        "litlab.utils.checkpoint.torch.load": [f"f={evil}", "weights_only=false"],
+        "pickle.loads": [f"data={evil}"],
+        "os.system": [f"_args_=['touch {marker}']"],
+        "lightning.pytorch.callbacks.model_checkpoint.os.system": [f"_args_=['touch {marker}']"],
+        "subprocess.run": [f"_args_=[[touch,{marker}]]"],
+        "builtins.exec": [f"_args_=['open(\\'{marker}\\', \\'w\\')']"],
+        "builtins.eval": [f"_args_=['open(\\'{marker}\\', \\'w\\')']"],
+        "torch.optim.Adam.load_state_dict": ["state_dict={}"],
+    }
+    for target, arguments in family.items():
+        overrides = [f"+callbacks.x._target_={target}", *(f"+callbacks.x.{a}" for a in arguments)]
+        with pytest.raises(Exception, match=rf"`{target}`|{target.rsplit('.', 1)[-1]}") as refused:
+            train(train_config([*overrides, "trainer.fast_dev_run=true"], tmp_path / target))
+        assert "configs may not" in describe(refused.value), (target, describe(refused.value))
+        assert not marker.exists(), target
+
+
+def test_diverging_run_fails_with_the_step_and_what_to_lower(cli):
+    result = cli["nan"]
+    assert_one_sentence(
+        result, "DivergenceError: The training loss became nan at step", "lower the learning rate (model.optimizer.lr="
+    )
+    assert "Best checkpoint" not in result.stdout + result.stderr
+
+
+def test_unlogged_optimized_metric_warns_outside_a_sweep(cli):
+    result = cli["unlogged_metric"]
+    assert result.returncode == 0, result.stderr
+    assert "The optimized_metric 'val/nope' was not logged by this run" in result.stdout
+
+
+@pytest.mark.parametrize("case", ["no_logger", "logger_null"])
+def test_runs_without_a_logger_drop_the_logger_only_callbacks(cli, case):
+    result = cli[case]
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No logger configured: dropping the callbacks that need one (LearningRateMonitor)" in result.stdout
+    assert not list((cli["root"] / case).rglob("events.out.tfevents*"))
+
+
+def test_logger_none_from_python_runs(tmp_path):
+    # lightning-hydra-template's own tests set cfg.logger = None.
+    cfg = train_config(["trainer.fast_dev_run=true"], tmp_path)
+    with open_dict(cfg):
+        cfg.logger = None
+    metrics, objects = train(cfg)
+    assert objects["trainer"].loggers == [] and "test/acc" in metrics
+
+
+def test_get_metric_value_fails_only_in_a_sweep(tmp_path):
+    train_config([], tmp_path)  # a single run's Hydra config
+    assert get_metric_value({"val/acc": torch.tensor(0.5)}, "val/nope") is None
+
+
+# --- checkpoints -------------------------------------------------------------------------------------------------
+
+
+def test_resume_after_a_plateau_continues_from_the_last_epoch(tmp_path):
+    # mode=min on val/acc: the "best" checkpoint is the first epoch, and the metric then only gets worse.
+    run = ["callbacks.model_checkpoint.mode=min", "callbacks.early_stopping=null", "+trainer.limit_train_batches=5"]
+    train(train_config([*run, "trainer.max_epochs=3", "logger=csv"], tmp_path / "first"))
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    saved = torch.load(last, weights_only=True)
+    assert (saved["epoch"], saved["global_step"]) == (2, 15)
+
+    resumed = [*run, "trainer.max_epochs=4", "logger=csv", f"ckpt_path={last}"]
+    _, objects = train(train_config(resumed, tmp_path / "resumed"))
+    metrics = pd.read_csv(Path(objects["logger"][0].log_dir) / "metrics.csv")
+    assert set(metrics.dropna(subset=["val/acc"])["epoch"].astype(int)) == {3}  # one more epoch, not three again
+
+
+def test_resuming_a_one_cycle_run_with_more_epochs_is_refused_before_training(tmp_path):
+    run = ["model.scheduler.name=onecycle", "callbacks.early_stopping=null", "+trainer.limit_train_batches=3"]
+    train(train_config([*run, "trainer.max_epochs=1"], tmp_path / "first"))
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    cfg = train_config([*run, "trainer.max_epochs=3", f"ckpt_path={last}"], tmp_path / "resumed")
+    with pytest.raises(ValueError, match=r"one-cycle schedule was planned for 3 steps, but trainer.max_epochs=3 needs 9"):
+        train(cfg)
+
+
+# --- sweeps ------------------------------------------------------------------------------------------------------
+
+
+SWEEP = [
+    "hparams_search=samplers_compare",
+    "hydra/sweeper/sampler=random",
+    "hydra.sweeper.timeout=null",
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=6",
+    "callbacks.divergence.check_every_n_steps=2",
+]
+
+
+def test_a_diverging_trial_is_fail_in_a_sweep(tmp_path, monkeypatch):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    search = [
+        *SWEEP,
+        "hydra.sweeper.n_trials=1",
+        "hydra.sweeper.max_failure_rate=1.0",
+        f"hydra.sweeper.storage={storage}",
+        "model.optimizer.lr=choice(1e6)",
+        "model.optimizer.name=choice(sgd)",
+    ]
+    run_sweep(search, tmp_path, monkeypatch)
+    (failed,) = trials_by_state(storage, "samplers_compare")["FAIL"]
+    assert failed.user_attrs["fail_reason"].startswith("DivergenceError: The training loss became")
+
+
+def test_a_stored_study_refuses_another_direction(tmp_path, monkeypatch, capsys):
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(study_name="samplers_compare", storage=storage, direction="maximize")
+    search = [*SWEEP, "hydra.sweeper.n_trials=1", f"hydra.sweeper.storage={storage}", "hydra.sweeper.direction=minimize"]
+    with pytest.raises(SystemExit):
+        run_sweep(search, tmp_path, monkeypatch)
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(
+        "The stored study 'samplers_compare' optimises maximize, but hydra.sweeper.direction asks for minimize: "
+        "set hydra.sweeper.direction=maximize to continue it, or give a new hydra.sweeper.study_name for the new "
+        "direction."
+    )
+    assert "Traceback" not in err
+    assert optuna.load_study(study_name="samplers_compare", storage=storage).trials == []
+
+
+def test_importance_label_names_the_evaluator_used():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda t: t.suggest_float("x", -1, 1) ** 2 + 0.01 * t.suggest_float("y", -1, 1), n_trials=30)
+    importances = param_importances(study)
+    assert list(importances) == ["x", "y"]
+    assert importances == optuna.importance.get_param_importances(
+        study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
+    )
+    assert format_importances(importances).startswith("Parameter importances (PED-ANOVA")
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+
+
+# --- data and models ---------------------------------------------------------------------------------------------
+
+
+def test_corpus_refuses_binary_files_and_names_empty_ones(tmp_path, caplog):
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(torch.randn(256).numpy().tobytes())
+    with pytest.raises(ValueError, match=r"Corpus file '.*model.bin' is not UTF-8 text .*set data.corpus to a plain"):
+        read_sentences(binary)
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.txt").write_text("the cat sat on the mat\n")
+    (folder / "b.txt").write_text("")
+    with caplog.at_level("WARNING"):
+        assert read_sentences(folder) == [["the", "cat", "sat", "on", "the", "mat"]]
+    assert "b.txt' holds no words (it is empty or has no letters)" in caplog.text
+    with pytest.raises(ValueError, match="holds no words: set data.corpus to a text file with some text"):
+        read_sentences(folder / "b.txt")
+
+
+def test_unknown_optimizer_fails_when_the_model_is_built():
+    with pytest.raises(ValueError, match=r"Unknown optimizer \(model.optimizer.name\) 'adamx': choose one of"):
+        ImageClassifier(net=CNN_NET, optimizer={"name": "adamx"})
+    with pytest.raises(ValueError, match=r"Unknown scheduler 'cosinus' \(model.scheduler.name\)"):
+        ImageClassifier(net=CNN_NET, scheduler={"name": "cosinus"})
