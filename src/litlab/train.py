@@ -33,6 +33,8 @@ log = RankedLogger(__name__)
 @task_wrapper
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Trains the model, then tests the best checkpoint; returns the metrics and the objects it built."""
+    if cfg.get("train") and cfg.get("ckpt_path"):
+        load_checkpoint(cfg.ckpt_path)  # a missing or corrupt file fails now, in one sentence, before any work
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -62,8 +64,6 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         log_hyperparameters(object_dict)
 
     if cfg.get("train"):
-        if cfg.get("ckpt_path"):
-            load_checkpoint(cfg.ckpt_path)  # a missing or corrupt file fails here, in one sentence
         log.info("Starting training!")
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     train_metrics = dict(trainer.callback_metrics)

@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 
 _FULL_KEY = re.compile(r"(?:^|\n)full_key: (\S+)")
 _TARGET = re.compile(r"Error in call to target '([^']+)'")
-_NO_ACCELERATOR = re.compile(r"(\w+?)Accelerator can not run on your system since the accelerator is not available")
+_NO_ACCELERATOR = re.compile(
+    r"(\w+?)Accelerator can not run on your system since the accelerator is not available"
+    r"|No supported (\w+) backend found"
+)
 
 
 def _one_line(text: str) -> str:
@@ -35,7 +38,7 @@ def _accelerator_missing(err: BaseException) -> str | None:
     match = _NO_ACCELERATOR.search(_one_line(err))
     if not match:
         return None
-    name = match.group(1).lower().replace("cuda", "gpu")
+    name = (match.group(1) or match.group(2)).lower().replace("cuda", "gpu")
     return (
         f"trainer.accelerator={name} asks for a {name.upper()}, but this machine has none: run on the CPU with "
         "trainer=cpu (or trainer.accelerator=cpu; trainer.accelerator=auto takes what is there)."
