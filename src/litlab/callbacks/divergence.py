@@ -16,11 +16,11 @@ class DivergenceGuard(Callback):
     """Fails the run when the loss a `training_step` returns is NaN or infinite.
 
     Reading a GPU value on the host waits for the GPU, so checking every step would stall the pipeline.
-    The guard instead keeps, on the loss's device, the step at which the loss first stopped being finite
-    (a few tensor operations queued with the step's own), and reads it on the host every
-    `check_every_n_steps` steps, at the end of each epoch and before validation: the run stops at most that
-    many steps late, and the message still names the exact step. Modules that return no loss (manual
-    optimisation, e.g. the GANs) are not watched.
+    The guard instead keeps two numbers on the loss's device, updated by three tensor operations queued
+    with the step's own: whether every loss so far was finite, and how many steps were finite before the
+    first one that was not. The host reads them every `check_every_n_steps` steps, at the end of each epoch
+    and before validation: the run stops at most that many steps late, and the message still names the
+    exact step. Modules that return no loss (manual optimisation, e.g. the GANs) are not watched.
 
     Args:
         check_every_n_steps: how often the host reads the flag.
@@ -30,14 +30,13 @@ class DivergenceGuard(Callback):
         if check_every_n_steps < 1:
             raise ValueError(f"check_every_n_steps must be a positive integer, got {check_every_n_steps}.")
         self.check_every_n_steps = check_every_n_steps
-        self._step: Tensor | None = None
-        self._first_bad: Tensor | None = None
-        self._value: Tensor | None = None
+        self._all_finite: Tensor | None = None
+        self._finite_steps: Tensor | None = None
         self._start = 0
         self._unchecked = 0
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._step = self._first_bad = self._value = None
+        self._all_finite = self._finite_steps = None
         self._start = trainer.global_step
         self._unchecked = 0
 
@@ -47,15 +46,12 @@ class DivergenceGuard(Callback):
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
         if not isinstance(loss, Tensor):
             return
-        loss = loss.detach()
-        if self._step is None:
-            self._step = torch.full((), self._start, dtype=torch.long, device=loss.device)
-            self._first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
-            self._value = torch.zeros((), dtype=loss.dtype, device=loss.device)
-        self._step += 1
-        newly_bad = (self._first_bad < 0) & ~torch.isfinite(loss).all()
-        self._first_bad = torch.where(newly_bad, self._step, self._first_bad)
-        self._value = torch.where(newly_bad, loss.sum(), self._value)
+        finite = torch.isfinite(loss) if loss.ndim == 0 else torch.isfinite(loss).all()
+        if self._all_finite is None:
+            self._all_finite = torch.ones((), dtype=torch.bool, device=loss.device)
+            self._finite_steps = torch.zeros((), dtype=torch.long, device=loss.device)
+        self._all_finite.logical_and_(finite)
+        self._finite_steps.add_(self._all_finite)
         self._unchecked += 1
         if self._unchecked >= self.check_every_n_steps:
             self._check(trainer, pl_module)
@@ -69,14 +65,12 @@ class DivergenceGuard(Callback):
 
     def _check(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._unchecked = 0
-        if self._first_bad is None:
+        if self._all_finite is None or self._all_finite.item():  # the only host sync, every few steps
             return
-        step = int(self._first_bad.item())  # the only host sync, once every check_every_n_steps steps
-        if step < 0:
-            return
+        step = self._start + int(self._finite_steps.item()) + 1
         raise DivergenceError(
-            f"The training loss became {float(self._value.item())} at step {step} (epoch {trainer.current_epoch}): "
-            f"the run diverged; lower the learning rate ({_learning_rates(pl_module, trainer)}) or clip gradients "
+            f"The training loss became NaN or infinite at step {step} (epoch {trainer.current_epoch}): the run "
+            f"diverged; lower the learning rate ({_learning_rates(pl_module, trainer)}) or clip gradients "
             "(trainer.gradient_clip_val=1.0)."
         )
 

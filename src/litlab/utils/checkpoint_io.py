@@ -59,8 +59,14 @@ def atomic_save(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, path)
-    except BaseException:
+    except BaseException as err:
         temp.unlink(missing_ok=True)
+        # torch's zip writer turns a failed write (ENOSPC, EFBIG) into "unexpected pos ...": name the real cause.
+        cause = err.__context__
+        if not isinstance(err, OSError) and isinstance(cause, OSError) and cause.errno:
+            raise OSError(
+                cause.errno, f"Checkpoint '{path}' was not written ({cause.strerror}); the previous one is intact"
+            ) from err
         raise
     _fsync_dir(path.parent)
     _remove_dead_writers_leftovers(path)
