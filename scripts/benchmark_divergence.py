@@ -45,7 +45,8 @@ def main() -> None:
     torch.set_num_threads(1)
 
     loss = torch.tensor(0.7, device=device)
-    trainer = SimpleNamespace(global_step=0, current_epoch=0, optimizers=[])
+    strategy = SimpleNamespace(reduce_boolean_decision=lambda decision, all=True: decision)
+    trainer = SimpleNamespace(global_step=0, current_epoch=0, optimizers=[], strategy=strategy)
     guard = DivergenceGuard(check_every_n_steps=50)
     guard.on_train_start(trainer, None)
 

@@ -65,11 +65,15 @@ class DivergenceGuard(Callback):
 
     def _check(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._unchecked = 0
-        if self._all_finite is None or self._all_finite.item():  # the only host sync, every few steps
+        if self._all_finite is None:
             return
-        step = self._start + int(self._finite_steps.item()) + 1
+        diverged = not self._all_finite.item()  # the only host sync, every few steps
+        # Under DDP every process must stop together, or the others would wait for it forever.
+        if not trainer.strategy.reduce_boolean_decision(diverged, all=False):
+            return
+        where = f"at step {self._start + int(self._finite_steps.item()) + 1}" if diverged else "in another process"
         raise DivergenceError(
-            f"The training loss became NaN or infinite at step {step} (epoch {trainer.current_epoch}): the run "
+            f"The training loss became NaN or infinite {where} (epoch {trainer.current_epoch}): the run "
             f"diverged; lower the learning rate ({_learning_rates(pl_module, trainer)}) or clip gradients "
             "(trainer.gradient_clip_val=1.0)."
         )
