@@ -21,8 +21,7 @@ from optuna.trial import TrialState
 
 from litlab import ROOT_DIR
 from litlab.data.text import read_sentences
-from litlab.models import ImageClassifier
-from litlab.search.reports import format_importances, param_importances
+from litlab.reports.sweep import format_importances, param_importances
 from litlab.train import train
 from litlab.utils.utils import get_metric_value
 from tests.helpers.config import TEST_OVERRIDES, train_config
@@ -34,7 +33,6 @@ QUIET = [
     "+trainer.enable_model_summary=false",
     "+trainer.enable_progress_bar=false",
 ]
-CNN_NET = {"_target_": "litlab.models.nets.CNN", "in_channels": 1, "image_size": 8, "num_classes": 10}
 
 
 class Evil:
@@ -332,7 +330,7 @@ def test_importance_label_names_the_evaluator_used():
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
 
 
-# --- data and models ---------------------------------------------------------------------------------------------
+# --- data -------------------------------------------------------------------------------------------------------
 
 
 def test_corpus_refuses_binary_files_and_names_empty_ones(tmp_path, caplog):
@@ -350,10 +348,3 @@ def test_corpus_refuses_binary_files_and_names_empty_ones(tmp_path, caplog):
     assert "b.txt' holds no words (it is empty or has no letters)" in caplog.text
     with pytest.raises(ValueError, match="holds no words: set data.corpus to a text file with some text"):
         read_sentences(folder / "b.txt")
-
-
-def test_unknown_optimizer_fails_when_the_model_is_built():
-    with pytest.raises(ValueError, match=r"Unknown optimizer \(model.optimizer.name\) 'adamx': choose one of"):
-        ImageClassifier(net=CNN_NET, optimizer={"name": "adamx"})
-    with pytest.raises(ValueError, match=r"Unknown scheduler 'cosinus' \(model.scheduler.name\)"):
-        ImageClassifier(net=CNN_NET, scheduler={"name": "cosinus"})

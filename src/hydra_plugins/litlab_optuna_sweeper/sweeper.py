@@ -22,8 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
+from litlab.reports.sweep import format_importances, write_reports
 from litlab.search.directions import check_directions
-from litlab.search.reports import format_importances, write_reports
 from litlab.search.trial import TRIAL_KEY, LiveTrial, live_trials
 from litlab.utils.pylogger import RankedLogger
 
