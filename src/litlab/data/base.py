@@ -87,6 +87,8 @@ class InMemoryImageDataModule(LightningDataModule):
     num_classes: int
     mean: Sequence[float]
     std: Sequence[float]
+    # the classes' names, in label order (None: their numbers); recorded in checkpoints for predict.py
+    class_names: Sequence[str] | None = None
 
     def __init__(
         self,

@@ -6,6 +6,7 @@ from lightning import LightningModule
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from litlab.utils.checkpoint import litlab_record
 from litlab.utils.whitelist import NET_WHITELIST
 
 
@@ -34,7 +35,8 @@ def build_net(spec: nn.Module | Mapping[str, Any]) -> nn.Module:
 class LitlabModule(LightningModule):
     """Base of litlab's LightningModules: records in each checkpoint which classes rebuild the run.
 
-    `eval.py` reads this record, so `python eval.py ckpt_path=...` needs no other configuration.
+    `eval.py`, `predict.py` and `export.py` read this record (`litlab.utils.checkpoint`), so they need no
+    other configuration.
     """
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -48,7 +50,4 @@ class LitlabModule(LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        checkpoint["litlab"] = {
-            "module": f"{type(self).__module__}.{type(self).__qualname__}",
-            "datamodule": f"{type(datamodule).__module__}.{type(datamodule).__qualname__}" if datamodule else None,
-        }
+        checkpoint["litlab"] = litlab_record(self, datamodule)

@@ -9,12 +9,13 @@ weights are downloaded; its values are on that classifier's scale, not comparabl
 from pathlib import Path
 
 import torch
-from hydra.utils import get_class
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from litlab.utils.checkpoint import CheckpointError, load_checkpoint
+from litlab.utils.checkpoint import Checkpoint
+
+JUDGE_OPTION = "model.classifier_ckpt"
 
 
 def to_unit(images: Tensor) -> Tensor:
@@ -81,30 +82,20 @@ class PenultimateFeatures(nn.Module):
 def check_judge_path(ckpt_path: str | Path) -> None:
     """Fails before training, not after it, when the judge's checkpoint is missing."""
     if not Path(ckpt_path).expanduser().is_file():
-        raise CheckpointError(
-            f"The classifier checkpoint model.classifier_ckpt='{ckpt_path}' does not exist: train it with "
-            "`python train.py experiment=mnist_cnn hydra.run.dir=logs/mnist_cnn_judge`, point "
-            "model.classifier_ckpt at another one, or set model.classifier_ckpt=null to skip the evaluation."
-        )
+        raise Checkpoint(Path(ckpt_path), JUDGE_OPTION, {}).error("does not exist")
 
 
 def load_judge(ckpt_path: str | Path) -> ClassifierJudge:
     """Loads a litlab image-classifier checkpoint (e.g. of `experiment=mnist_cnn`) as a frozen judge.
 
-    The network is rebuilt from the checkpoint's own hyperparameters, read with `weights_only=True`; the
-    input statistics come from the datamodule class recorded in the checkpoint.
+    The network and the pixel statistics its training data were standardised with come from the checkpoint.
     """
-    checkpoint = load_checkpoint(ckpt_path)
-    record = checkpoint.get("litlab") or {}
-    names = (record.get("module") or "", record.get("datamodule") or "")
-    if not all(name.startswith("litlab.") for name in names):
-        raise CheckpointError(
-            f"Checkpoint '{ckpt_path}' does not name a litlab classifier and datamodule: pass a checkpoint of "
-            "`python train.py experiment=mnist_cnn` as model.classifier_ckpt."
-        )
-    module_cls, datamodule_cls = (get_class(name) for name in names)
-    classifier = module_cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
-    return ClassifierJudge(classifier.net, tuple(datamodule_cls.mean), tuple(datamodule_cls.std))
+    checkpoint = Checkpoint.open(ckpt_path, JUDGE_OPTION)
+    net, _ = checkpoint.network()
+    data = checkpoint.data
+    if "mean" not in data:
+        raise checkpoint.error("records no pixel statistics of its training data")
+    return ClassifierJudge(net, tuple(data["mean"]), tuple(data["std"]))
 
 
 class GenerationMetrics(nn.Module):
