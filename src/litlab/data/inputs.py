@@ -90,8 +90,9 @@ def read_image(
         image = _flatten_alpha(_to_8bit(image), tuple(int(v) for v in background))
         image = image.convert("L" if channels == 1 else "RGB")
         height, width = size
-        # Pillow's resampling filters widen with the reduction factor, so downscaling is antialiased.
-        image = image.resize((width, height), Image.Resampling.BILINEAR)
+        # Shrinking averages the pixels each output pixel covers (area, as cv2.INTER_AREA); enlarging interpolates.
+        shrinking = height <= image.height and width <= image.width
+        image = image.resize((width, height), Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR)
         pixels = np.asarray(image, dtype=np.uint8).reshape(height, width, -1)
     return torch.from_numpy(pixels.copy()).permute(2, 0, 1).contiguous()
 
