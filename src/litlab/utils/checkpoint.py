@@ -176,7 +176,7 @@ def data_record(datamodule: LightningDataModule | None) -> dict[str, Any] | None
     hparams = getattr(datamodule, "hparams", {})
     vocab = getattr(datamodule, "vocab", None)
     if vocab is not None:
-        return {"lowercase": bool(hparams.get("lowercase", True)), "token_pattern": hparams.get("token_pattern")}
+        return {"lowercase": bool(hparams.get("lowercase", True))}
     if hasattr(datamodule, "mean") and hasattr(datamodule, "dims"):
         channels, height, width = (int(n) for n in datamodule.dims)
         names = getattr(datamodule, "class_names", None) or [str(i) for i in range(datamodule.num_classes)]
