@@ -1,9 +1,6 @@
 """export.py: the classifier's network with its normalisation, as ONNX (run with onnxruntime) and torch.export."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import onnx
@@ -11,10 +8,10 @@ import onnxruntime
 import pytest
 import torch
 
-from litlab import ROOT_DIR
 from litlab.data import DigitsDataModule
 from litlab.export import ATOL, RTOL, export
 from litlab.utils.checkpoint import Checkpoint, CheckpointError
+from tests.helpers.checkpoints import run_entry_point
 from tests.helpers.config import export_config
 
 
@@ -76,21 +73,8 @@ def test_export_refuses_what_it_cannot_export(tmp_path, word2vec_ckpt, classifie
 
 @pytest.mark.slow  # a whole process, mostly imports; the predict.py command runs in the fast suite
 def test_export_command_runs_from_a_lone_checkpoint(tmp_path, classifier_ckpt):
-    env = {**os.environ, "PYTHONPATH": str(ROOT_DIR / "src")}
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT_DIR / "export.py"),
-            f"ckpt_path={classifier_ckpt}",
-            f"hydra.run.dir={tmp_path / 'run'}",
-            "extras.print_config=false",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    overrides = [f"ckpt_path={classifier_ckpt}", f"hydra.run.dir={tmp_path / 'run'}", "extras.print_config=false"]
+    run = run_entry_point("export.py", overrides, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tmp_path / "run" / "model.onnx").is_file()
     assert "matches PyTorch within rtol=0.001, atol=1e-05" in run.stdout + run.stderr

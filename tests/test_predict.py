@@ -1,9 +1,6 @@
 """predict.py from a checkpoint alone: image files of every mode, folders, tensor files, word2vec, the GANs."""
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +9,11 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from litlab import ROOT_DIR
 from litlab.data import DigitsDataModule
 from litlab.data.inputs import InputError, read_image, read_tensor_file
 from litlab.predict import predict
 from litlab.utils.checkpoint import Checkpoint
+from tests.helpers.checkpoints import run_entry_point
 from tests.helpers.config import predict_config
 
 
@@ -171,23 +168,15 @@ def test_bad_inputs_get_one_sentence(tmp_path, classifier_ckpt):
 def test_predict_command_runs_from_a_lone_checkpoint(tmp_path, classifier_ckpt):
     write_digits(tmp_path / "inputs", count=4)
     (tmp_path / "inputs" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
-    env = {**os.environ, "PYTHONPATH": str(ROOT_DIR / "src")}
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT_DIR / "predict.py"),
-            f"ckpt_path={classifier_ckpt}",
-            f"inputs={tmp_path / 'inputs'}",
-            f"hydra.run.dir={tmp_path / 'run'}",
-            "trainer.accelerator=cpu",
-            "extras.print_config=false",
-        ],
-        cwd=tmp_path,  # not the repository: nothing but the checkpoint and the inputs
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    overrides = [
+        f"ckpt_path={classifier_ckpt}",
+        f"inputs={tmp_path / 'inputs'}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        "trainer.accelerator=cpu",
+        "extras.print_config=false",
+    ]
+    # run from another folder than the repository: nothing but the checkpoint and the inputs
+    run = run_entry_point("predict.py", overrides, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
     assert len(read_csv(tmp_path / "run" / "predictions.csv")) == 4
     output = run.stdout + run.stderr

@@ -1,8 +1,12 @@
 """Checkpoints written by real short training runs, each copied alone into a folder of its own."""
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+from litlab import ROOT_DIR
 from litlab.train import train
 from tests.helpers.config import train_config
 from tests.helpers.corpus import write_topic_corpus
@@ -51,39 +55,51 @@ def word2vec_model(root: Path) -> Path:
     )
 
 
+def tiny_cgan(mnist_root: Path) -> list[str]:
+    """experiment=cgan_mnist made tiny: narrow networks, three batches of the generated MNIST."""
+    return [
+        "experiment=cgan_mnist",
+        f"paths.data_dir={mnist_root}",
+        "data.download=false",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=3",
+        "model.generator.base_channels=8",
+        "model.discriminator.base_channels=8",
+    ]
+
+
+def tiny_cyclegan(mnist_root: Path) -> list[str]:
+    """experiment=cyclegan_digits_mnist made tiny: narrow networks, 48 images a domain, two batches."""
+    return [
+        "experiment=cyclegan_digits_mnist",
+        f"paths.data_dir={mnist_root}",
+        "data.download=false",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=2",
+        "data.max_images=48",
+        "model.generator.base_channels=4",
+        "model.generator.num_blocks=1",
+        "model.discriminator.base_channels=4",
+    ]
+
+
 def cgan_model(root: Path, mnist_root: Path) -> Path:
-    """The conditional GAN of experiment=cgan_mnist, tiny, a few batches of the generated MNIST."""
-    return train_alone(
-        [
-            "experiment=cgan_mnist",
-            f"paths.data_dir={mnist_root}",
-            "data.download=false",
-            "trainer.max_epochs=1",
-            "+trainer.limit_train_batches=3",
-            "model.generator.base_channels=8",
-            "model.discriminator.base_channels=8",
-            "model.classifier_ckpt=null",
-            "test=false",
-        ],
-        root,
-    )
+    """A tiny conditional GAN (no judge, no test)."""
+    return train_alone([*tiny_cgan(mnist_root), "model.classifier_ckpt=null", "test=false"], root)
 
 
 def cyclegan_model(root: Path, mnist_root: Path) -> Path:
-    """CycleGAN of experiment=cyclegan_digits_mnist (digits to MNIST), tiny, two batches."""
-    return train_alone(
-        [
-            "experiment=cyclegan_digits_mnist",
-            f"paths.data_dir={mnist_root}",
-            "data.download=false",
-            "trainer.max_epochs=1",
-            "+trainer.limit_train_batches=2",
-            "data.max_images=48",
-            "model.generator.base_channels=4",
-            "model.generator.num_blocks=1",
-            "model.discriminator.base_channels=4",
-            "model.classifier_ckpt=null",
-            "test=false",
-        ],
-        root,
+    """A tiny CycleGAN, digits to MNIST (no judge, no test)."""
+    return train_alone([*tiny_cyclegan(mnist_root), "model.classifier_ckpt=null", "test=false"], root)
+
+
+def run_entry_point(script: str, overrides: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`python <script> <overrides>` as a user runs it, from `cwd`, with its output captured."""
+    return subprocess.run(
+        [sys.executable, str(ROOT_DIR / script), *overrides],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT_DIR / "src")},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )

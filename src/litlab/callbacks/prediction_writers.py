@@ -31,20 +31,32 @@ class _BatchWriter(BasePredictionWriter):
         self.written = 0
         self.skipped: list[str] = []
 
-    def usable(self, batch: dict[str, Any]) -> Tensor:
-        """The mask of the batch's readable inputs; the others are reported, one sentence each."""
+    def write_on_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        prediction: Tensor,
+        batch_indices: Sequence[int] | None,
+        batch: dict[str, Any],
+        batch_idx: int,
+        dataloader_idx: int,
+    ) -> None:
         ok = batch["ok"].bool().cpu()
         for good, error in zip(ok.tolist(), batch["error"], strict=True):
             if not good:
                 log.warning(error)
                 self.skipped.append(error)
-        return ok
+        self.write(batch["index"].cpu()[ok].tolist(), prediction.detach()[ok.to(prediction.device)])
+
+    def write(self, indices: list[int], outputs: Tensor) -> None:
+        """Writes the outputs of the readable inputs `indices` (their numbers in `names`)."""
+        raise NotImplementedError
 
 
 class ClassPredictionWriter(_BatchWriter):
     """Writes predictions.csv: input, predicted class, its probability, and the top k classes with theirs.
 
-    `prediction` is the batch's class probabilities (N, classes). The first `show` rows are kept for the
+    The outputs are class probabilities (N, classes). The first `show` rows are kept for the
     summary table.
     """
 
@@ -64,19 +76,9 @@ class ClassPredictionWriter(_BatchWriter):
         self._csv = csv.writer(self._file)
         self._csv.writerow(["input", "class", "probability", f"top_{self.top_k}"])
 
-    def write_on_batch_end(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        prediction: Tensor,
-        batch_indices: Sequence[int] | None,
-        batch: dict[str, Any],
-        batch_idx: int,
-        dataloader_idx: int,
-    ) -> None:
-        ok = self.usable(batch)
-        probs, classes = prediction.detach().float().cpu()[ok].topk(self.top_k, dim=1)
-        for index, p, c in zip(batch["index"].cpu()[ok].tolist(), probs.tolist(), classes.tolist(), strict=True):
+    def write(self, indices: list[int], outputs: Tensor) -> None:
+        probs, classes = outputs.float().cpu().topk(self.top_k, dim=1)
+        for index, p, c in zip(indices, probs.tolist(), classes.tolist(), strict=True):
             top = "; ".join(f"{self.class_names[k]} ({q:.4f})" for k, q in zip(c, p, strict=True))
             row = (self.names[index], self.class_names[c[0]], round(p[0], 6), top)
             self._csv.writerow(row)
@@ -99,7 +101,7 @@ def to_uint8(images: Tensor) -> Tensor:
 class ImageFileWriter(_BatchWriter):
     """Writes each generated image of a batch as a PNG file, `folder/<name>` with the suffix `.png`.
 
-    `prediction` is the batch's images (N, C, H, W) in [-1, 1].
+    The outputs are images (N, C, H, W) in [-1, 1].
     """
 
     def __init__(self, folder: str | Path, names: Sequence[str]):
@@ -108,20 +110,8 @@ class ImageFileWriter(_BatchWriter):
         self.suffixes = image_suffixes()
         self.paths: list[Path] = []
 
-    def write_on_batch_end(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        prediction: Tensor,
-        batch_indices: Sequence[int] | None,
-        batch: dict[str, Any],
-        batch_idx: int,
-        dataloader_idx: int,
-    ) -> None:
-        ok = self.usable(batch)
-        for index, image in zip(
-            batch["index"].cpu()[ok].tolist(), to_uint8(prediction[ok.to(prediction.device)]), strict=True
-        ):
+    def write(self, indices: list[int], outputs: Tensor) -> None:
+        for index, image in zip(indices, to_uint8(outputs), strict=True):
             name = Path(self.names[index])
             # photo.jpg -> photo.png; a tensor file's images (batch.pt[3]) keep their whole name
             path = self.folder / (name.with_suffix(".png") if name.suffix.lower() in self.suffixes else f"{name}.png")
