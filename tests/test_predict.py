@@ -161,6 +161,21 @@ def test_bad_inputs_get_one_sentence(tmp_path, classifier_ckpt):
         predict(predict_config([f"ckpt_path={classifier_ckpt}", f"inputs={tmp_path / 'empty'}"], tmp_path))
     with pytest.raises(InputError, match="does not exist"):
         predict(predict_config([f"ckpt_path={classifier_ckpt}", f"inputs={tmp_path / 'nope.png'}"], tmp_path))
+    Image.new("L", (8, 8), 255).save(tmp_path / "white.png")
+    (tmp_path / "garbage.pt").write_bytes(b"not a tensor")
+    torch.save({"images": torch.zeros(2, 1, 8, 8)}, tmp_path / "dict.pt")
+    overrides = [
+        f"ckpt_path={classifier_ckpt}",
+        f"inputs=[{tmp_path / 'garbage.pt'},{tmp_path / 'dict.pt'},{tmp_path / 'white.png'}]",
+    ]
+    result, _ = predict(predict_config(overrides, tmp_path))
+    assert result["written"] == 1  # the image still ran
+    assert result["skipped"] == [
+        f"'{tmp_path / 'garbage.pt'}' could not be read as a tensor (UnpicklingError); skipped.",
+        f"'{tmp_path / 'dict.pt'}' holds a dict, not a tensor of images; it is skipped.",
+    ]
+    with pytest.raises(InputError, match="None of the inputs could be read"):
+        predict(predict_config([f"ckpt_path={classifier_ckpt}", f"inputs={tmp_path / 'garbage.pt'}"], tmp_path))
     with pytest.raises(InputError, match="No inputs given"):
         predict(predict_config([f"ckpt_path={classifier_ckpt}"], tmp_path))
 

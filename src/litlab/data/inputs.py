@@ -7,6 +7,7 @@ model's channels and resized to its input size, as floats in [0, 1]; once a batc
 marked item (`ok` false, `error` one sentence), so that one bad file never stops the others.
 """
 
+import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -169,8 +170,13 @@ class ImageInputs(Dataset):
             if file.suffix.lower() in TENSOR_SUFFIXES:
                 try:
                     images = read_tensor_file(file, channels, self.size)
-                except (ValueError, RuntimeError, OSError, EOFError) as err:
-                    self.failed.append((name, f"'{name}' {err}." if isinstance(err, ValueError) else _unreadable(err)))
+                except ValueError as err:
+                    self.failed.append((name, f"'{name}' {err}; it is skipped."))
+                    continue
+                except (pickle.UnpicklingError, RuntimeError, OSError, EOFError) as err:
+                    self.failed.append(
+                        (name, f"'{name}' could not be read as a tensor ({type(err).__name__}); skipped.")
+                    )
                     continue
                 for k, image in enumerate(images):
                     self.items.append((file, image))

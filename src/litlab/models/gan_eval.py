@@ -81,8 +81,7 @@ class PenultimateFeatures(nn.Module):
 
 def check_judge_path(ckpt_path: str | Path) -> None:
     """Fails before training, not after it, when the judge's checkpoint is missing."""
-    if not Path(ckpt_path).expanduser().is_file():
-        raise Checkpoint(Path(ckpt_path), JUDGE_OPTION, {}).error("does not exist")
+    Checkpoint.require(ckpt_path, JUDGE_OPTION)
 
 
 def load_judge(ckpt_path: str | Path) -> ClassifierJudge:

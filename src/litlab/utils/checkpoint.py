@@ -77,6 +77,12 @@ class Checkpoint:
             raise reader.error("holds no Lightning state_dict")
         return cls(path, option, content)
 
+    @classmethod
+    def require(cls, path: str | Path, option: str = "ckpt_path") -> None:
+        """Raises the "does not exist" sentence now, before a long run that would need the file at its end."""
+        if not Path(path).expanduser().is_file():
+            raise cls(Path(path).expanduser(), option, {}).error("does not exist")
+
     def error(self, problem: str) -> CheckpointError:
         """The one sentence for a problem with this checkpoint: what is wrong, then what to pass instead."""
         hint = HINTS.get(self.option, f"point {self.option} at a .ckpt file written by litlab's train.py")
