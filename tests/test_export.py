@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from litlab.data import DigitsDataModule
-from litlab.export import ATOL, RTOL, export
+from litlab.export import ATOL, RTOL, StandardisedClassifier, export, export_onnx, export_pt2, run_exported
+from litlab.models.base import build_net
 from litlab.utils.checkpoint import Checkpoint, CheckpointError
 from tests.helpers.checkpoints import run_entry_point
 from tests.helpers.config import export_config
@@ -78,3 +79,32 @@ def test_export_command_runs_from_a_lone_checkpoint(tmp_path, classifier_ckpt):
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tmp_path / "run" / "model.onnx").is_file()
     assert "matches PyTorch within rtol=0.001, atol=1e-05" in run.stdout + run.stderr
+
+
+NETWORKS = {
+    "mlp": {"_target_": "litlab.models.nets.MLP", "in_channels": 1, "image_size": 28, "hidden_sizes": [64, 32]},
+    "cnn_dropblock_factorized": {
+        "_target_": "litlab.models.nets.CNN",
+        "in_channels": 3,
+        "image_size": 32,
+        "conv_channels": [8, 16],
+        "dropblock": 0.1,
+        "factorize": True,
+    },
+    "resnet18": {"_target_": "litlab.models.nets.ResNet", "arch": "resnet18", "in_channels": 3, "image_size": 32},
+}
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn_dropblock_factorized", pytest.param("resnet18", marks=pytest.mark.slow)])
+def test_every_network_kind_exports_in_eval_mode(tmp_path, name):
+    spec = NETWORKS[name]
+    channels, size = spec["in_channels"], spec["image_size"]
+    model = StandardisedClassifier(build_net(spec), [0.5] * channels, [0.25] * channels).eval()
+    example, batch = torch.rand(2, channels, size, size), torch.rand(3, channels, size, size)
+    with torch.no_grad():
+        expected = model(batch).numpy()
+        for suffix, write in (("onnx", export_onnx), ("pt2", export_pt2)):
+            path = write(model, example, tmp_path / f"{name}.{suffix}", {})
+            # dropout, DropBlock and batch norm as in evaluation: the same output twice, and PyTorch's
+            np.testing.assert_allclose(run_exported(path, batch), expected, rtol=RTOL, atol=ATOL)
+            np.testing.assert_array_equal(run_exported(path, batch), run_exported(path, batch))
