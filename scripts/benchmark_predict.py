@@ -29,14 +29,14 @@ from litlab.utils.checkpoint import Checkpoint  # noqa: E402
 
 
 def run_predict(ckpt: Path, folder: Path, out: Path) -> tuple[float, float]:
-    """Runs predict.py as its own process; returns its wall time and the peak memory of the processes so far."""
+    """Runs predict.py as its own process (on trainer.accelerator=auto); returns its wall time and the peak
+    memory of the processes run so far (counts go up, so an unchanged peak means flat memory)."""
     command = [
         sys.executable,
         str(ROOT / "predict.py"),
         f"ckpt_path={ckpt}",
         f"inputs={folder}",
         f"hydra.run.dir={out}",
-        "trainer.accelerator=cpu",
         "extras.print_config=false",
         "+trainer.enable_progress_bar=false",
         "show=0",
