@@ -129,7 +129,10 @@ def assert_cli_sentence(result: subprocess.CompletedProcess, *fragments: str, ma
     [
         (["data.batch_size=abc"], ["data.batch_size must be a positive integer, got 'abc'", "data.batch_size=64"]),
         (["ckpt_path=nope.ckpt"], ["nope.ckpt' does not exist: pass ckpt_path="]),
-        (["ckpt_path=CORRUPT"], ["is corrupt or not a PyTorch checkpoint", "point ckpt_path at a .ckpt file"]),
+        (
+            ["ckpt_path=CORRUPT"],
+            ["is corrupt or not a PyTorch checkpoint", "pass ckpt_path=<run dir>/checkpoints/<file>.ckpt"],
+        ),
         (["tags=[]", "extras.enforce_tags=true"], ["no terminal to ask for them: set them with `tags=[...]`"]),
         (["model.optimizer.name=adamx"], ["Unknown optimizer (model.optimizer.name) 'adamx': choose one of adam"]),
         (["model.scheduler.name=cosinus"], ["Unknown scheduler 'cosinus' (model.scheduler.name): choose one of"]),

@@ -21,7 +21,7 @@ from litlab.utils import (
     log_hyperparameters,
     task_wrapper,
 )
-from litlab.utils.checkpoint import load_checkpoint
+from litlab.utils.checkpoint import Checkpoint
 from litlab.utils.cli import accept_null_groups
 from litlab.utils.errors import report_errors
 from litlab.utils.summary import print_run_summary
@@ -34,7 +34,7 @@ log = RankedLogger(__name__)
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Trains the model, then tests the best checkpoint; returns the metrics and the objects it built."""
     if cfg.get("train") and cfg.get("ckpt_path"):
-        load_checkpoint(cfg.ckpt_path)  # a missing or corrupt file fails now, in one sentence, before any work
+        Checkpoint.open(cfg.ckpt_path)  # a missing or corrupt file fails now, in one sentence, before any work
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
