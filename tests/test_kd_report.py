@@ -41,3 +41,14 @@ def test_report_reads_tensorboard_and_csv_runs(tmp_path):
     assert lines[3].startswith("| student, no teacher (alpha=0) | resnet18 | 0.9000 | 0.9100")
     best = kd_report.report([tmp_path], best=True).splitlines()[2:]
     assert len(best) == 3 and "alpha=0.50" in best[1]  # the weaker KD trial is dropped
+
+
+def test_report_merges_the_seeds_of_a_kind(tmp_path):
+    net = {"_target_": "litlab.models.nets.ResNet", "arch": "resnet18", "weights": None}
+    student = {"_target_": "litlab.models.DistillationModule", "alpha": 0.5, "tau": 4.0, "net": net}
+    for seed, acc in ((1, 0.90), (2, 0.92), (3, 0.97)):
+        run = fake_run(tmp_path / str(seed), student)
+        with SummaryWriter(run / "tensorboard" / "version_0") as writer:
+            writer.add_scalar("test/acc", acc, 1)
+    (row,) = kd_report.report([tmp_path]).splitlines()[2:]
+    assert row.startswith("| student, KD (alpha=0.50, tau=4.0) [3 seeds] | resnet18 | 0.9300 ± 0.0361 |")
