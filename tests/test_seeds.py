@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from litlab import ROOT_DIR
 from litlab.reports.seeds import find_seed_runs, seed_table
-from litlab.utils.report import load_runs, markdown_table
+from litlab.reports.study import load_runs, markdown_table
 from tests.helpers.config import TEST_OVERRIDES
 
 spec = importlib.util.spec_from_file_location("report_script", ROOT_DIR / "scripts" / "report.py")

@@ -117,6 +117,7 @@ class ImageClassifier(LitlabModule):
         checkpoint["val_acc_best"] = self.val_acc_best.max_value.item()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
         self._resumed_acc_best = checkpoint.get("val_acc_best")
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
