@@ -9,10 +9,10 @@ folder of the new invocation keeps only that invocation's config and log.
 
 from pathlib import Path
 
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from litlab.utils.checkpoint import Checkpoint
 from litlab.utils.pylogger import RankedLogger
 
 log = RankedLogger(__name__)
@@ -54,7 +54,7 @@ def run_dir_of(ckpt_path: Path) -> Path:
 def _logged_step(ckpt_path: Path) -> int:
     """The step the run had logged up to when the checkpoint was written (Lightning logs per batch, not per
     optimizer step, so GANs with two optimizers log half their global step)."""
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+    checkpoint = Checkpoint.open(ckpt_path).content  # a corrupt or foreign file gets its one sentence here
     epoch_loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
     return int(epoch_loop.get("_batches_that_stepped", checkpoint.get("global_step", 0)))
 
