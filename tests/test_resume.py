@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from litlab import ROOT_DIR
 from litlab.train import train
+from litlab.utils.checkpoint import CheckpointError
 from litlab.utils.resume import find_last_checkpoint, run_dir_of
 from tests.helpers.config import TEST_OVERRIDES, train_config
 
@@ -128,3 +129,10 @@ def test_ckpt_path_last_without_a_previous_run_starts_a_new_one(tmp_path):
     metrics, objects = train(cfg)
     assert cfg.ckpt_path is None
     assert objects["trainer"].current_epoch == 1 and metrics["test/acc"] > 0.5
+
+
+def test_ckpt_path_last_names_a_corrupt_last_checkpoint(tmp_path):
+    # A run killed while it wrote last.ckpt leaves a truncated file: one sentence, not a traceback from torch.
+    (_fake_run(tmp_path / "train" / "runs" / "a", None, "last.ckpt", 1000)).write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(CheckpointError, match=r"last\.ckpt' is corrupt or not a PyTorch checkpoint"):
+        train(train_config([*RUN, "logger=csv", "ckpt_path=last"], tmp_path))
