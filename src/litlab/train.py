@@ -24,6 +24,7 @@ from litlab.utils import (
 from litlab.utils.checkpoint import Checkpoint
 from litlab.utils.cli import accept_null_groups
 from litlab.utils.errors import report_errors
+from litlab.utils.resume import resolve_last_checkpoint
 from litlab.utils.summary import print_run_summary
 from litlab.utils.whitelist import EXECUTION_WHITELIST
 
@@ -33,6 +34,7 @@ log = RankedLogger(__name__)
 @task_wrapper
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Trains the model, then tests the best checkpoint; returns the metrics and the objects it built."""
+    resolve_last_checkpoint(cfg)  # ckpt_path=last: the newest last.ckpt of this task and experiment
     if cfg.get("train") and cfg.get("ckpt_path"):
         Checkpoint.open(cfg.ckpt_path)  # a missing or corrupt file fails now, in one sentence, before any work
     if cfg.get("seed") is not None:

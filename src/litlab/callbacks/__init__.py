@@ -3,6 +3,7 @@ from litlab.callbacks.divergence import DivergenceGuard
 from litlab.callbacks.dropblock import DropBlockSchedule
 from litlab.callbacks.gradcam import GradCAM
 from litlab.callbacks.optuna_trial import OptunaTrialCallback, trial_callbacks
+from litlab.callbacks.random_state import RandomState
 from litlab.callbacks.results import RunResults
 from litlab.callbacks.test_curves import TestCurves
 
@@ -12,6 +13,7 @@ __all__ = [
     "GradCAM",
     "ModelCheckpoint",
     "OptunaTrialCallback",
+    "RandomState",
     "RunResults",
     "TestCurves",
     "trial_callbacks",

@@ -17,6 +17,7 @@ EXECUTION_WHITELIST: tuple[str, ...] = (
     "litlab.models.*",
     "litlab.callbacks.*",
     "litlab.utils.profiling.*",
+    "litlab.utils.loggers.*",
     "litlab.utils.checkpoint_io.*",
     "lightning.pytorch.Trainer",
     "lightning.pytorch.trainer.Trainer",
