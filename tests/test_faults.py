@@ -351,3 +351,26 @@ def test_corpus_refuses_binary_files_and_names_empty_ones(tmp_path, caplog):
     assert "b.txt' holds no words (it is empty or has no letters)" in caplog.text
     with pytest.raises(ValueError, match="holds no words: set data.corpus to a text file with some text"):
         read_sentences(folder / "b.txt")
+
+
+@pytest.mark.parametrize("shape", [(), (1,)], ids=["cpu-read", "device-flag"])
+def test_divergence_guard_names_the_first_bad_step_and_waits_for_its_check(shape):
+    # A scalar CPU loss is read directly; any other loss goes through the flags an accelerator uses.
+    from types import SimpleNamespace
+
+    from litlab.callbacks import DivergenceGuard
+    from litlab.callbacks.divergence import DivergenceError
+
+    strategy = SimpleNamespace(reduce_boolean_decision=lambda decision, all=True: decision)
+    trainer = SimpleNamespace(global_step=10, current_epoch=1, optimizers=[], strategy=strategy, sanity_checking=False)
+    guard = DivergenceGuard(check_every_n_steps=4)
+    guard.on_train_start(trainer, None)
+    losses = [1.0, 0.5, float("nan"), 0.7]
+    for step, value in enumerate(losses[:3]):
+        guard.on_train_batch_end(trainer, None, {"loss": torch.full(shape, value)}, None, step)
+    with pytest.raises(DivergenceError, match=r"at step 13 \(epoch 1\)"):
+        guard.on_train_batch_end(trainer, None, {"loss": torch.full(shape, losses[3])}, None, 3)
+    guard.on_train_start(trainer, None)
+    for step in range(8):
+        guard.on_train_batch_end(trainer, None, torch.full(shape, 0.1), None, step)
+    guard.on_train_epoch_end(trainer, None)
