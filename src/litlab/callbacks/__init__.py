@@ -1,7 +1,20 @@
+from litlab.callbacks.checkpoint import ModelCheckpoint
+from litlab.callbacks.divergence import DivergenceGuard
 from litlab.callbacks.dropblock import DropBlockSchedule
 from litlab.callbacks.gradcam import GradCAM
 from litlab.callbacks.optuna_trial import OptunaTrialCallback, trial_callbacks
+from litlab.callbacks.random_state import RandomState
 from litlab.callbacks.results import RunResults
 from litlab.callbacks.test_curves import TestCurves
 
-__all__ = ["DropBlockSchedule", "GradCAM", "OptunaTrialCallback", "RunResults", "TestCurves", "trial_callbacks"]
+__all__ = [
+    "DivergenceGuard",
+    "DropBlockSchedule",
+    "GradCAM",
+    "ModelCheckpoint",
+    "OptunaTrialCallback",
+    "RandomState",
+    "RunResults",
+    "TestCurves",
+    "trial_callbacks",
+]
