@@ -144,7 +144,10 @@ def test_training_step_weighs_labels_and_teacher_by_alpha_at_temperature_tau(alp
     else:
         model = DistillationModule(STUDENT, teacher_net=SMALL_TEACHER, alpha=alpha, tau=tau).eval()
     x, y = torch.randn(6, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4, 5])
+    calls = []
+    model.teacher.register_forward_hook(lambda *args: calls.append(1))
     loss = model.training_step((x, y), 0)
+    assert len(calls) == (alpha > 0)  # alpha = 0 is plain training: the teacher costs nothing
     with torch.no_grad():
         student, teacher = model.net(x).tolist(), model.teacher(x).tolist()
     assert loss.item() == pytest.approx(by_hand(student, teacher, y.tolist(), alpha, tau)[0], rel=1e-5)
