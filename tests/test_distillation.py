@@ -169,6 +169,7 @@ def test_teacher_stays_in_eval_mode_when_the_student_trains():
         ({"tau": 0.0}, "model.tau must be positive, got 0.0"),
         ({"tau": -1.0}, "model.tau must be positive"),
         ({"teacher_net": {**SMALL_TEACHER, "num_classes": 5}}, "teacher predicts 5 classes but the student 10"),
+        ({"teacher_net": {**SMALL_TEACHER, "num_classes": 12}}, "teacher predicts 12 classes but the student 10"),
     ],
 )
 def test_bad_distillation_settings_are_refused(kwargs, message):
