@@ -10,7 +10,7 @@ from litlab.data import (
     MNISTDataModule,
 )
 from litlab.data.augment import random_crop, random_hflip
-from litlab.data.base import InMemoryImageDataModule, TensorBatchDataset, TensorBatchSampler
+from litlab.data.base import InMemoryImageDataModule, TensorBatchDataset, TensorBatchSampler, require_positive_ints
 from litlab.utils.pixels import PixelConvention
 
 
@@ -226,11 +226,18 @@ def test_split_depends_on_the_split_seed_only():
         ({"val_fraction": -0.1}, "data.val_fraction must be in"),
         ({"test_fraction": 1.0}, "data.test_fraction must be in"),
         ({"batch_size": 0}, "data.batch_size must be a positive integer"),
+        ({"batch_size": True}, "data.batch_size must be a positive integer, got True"),
+        ({"eval_batch_size": 0}, "data.eval_batch_size must be a positive integer, got 0"),
     ],
 )
 def test_bad_settings_are_refused_with_their_name(kwargs, message):
     with pytest.raises(ValueError, match=message):
         NumberedImages(**kwargs)
+
+
+def test_positive_integer_check_skips_unset_settings_only():
+    with pytest.raises(ValueError, match="data.window must be a positive integer, got 0"):
+        require_positive_ints(eval_batch_size=None, window=0)
 
 
 def test_edge_settings_are_accepted():
