@@ -15,9 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from hydra_plugins.litlab_optuna_sweeper.sweeper import build_storage, open_study, trial_outcome
 from litlab.search.spaces import cnn_layers
-from litlab.search.trial import LiveTrial
+from litlab.search.storage import build_storage, open_study
+from litlab.search.worker import Pruned, trial_outcome
 from tests.helpers.config import TEST_OVERRIDES
 from tests.helpers.sweep import FAST_TRIAL, run_sweep, start_sweep, trials_by_state
 
@@ -49,20 +49,20 @@ def job_return(status: JobStatus, value) -> JobReturn:
 
 
 def test_trial_outcome_tells_complete_pruned_and_failed_apart():
-    trial = optuna.create_study().ask()
-    assert trial_outcome(job_return(JobStatus.COMPLETED, 0.9), LiveTrial(trial), 1) == (
-        TrialState.COMPLETE,
-        [0.9],
-        "",
-    )
-    state, values, reason = trial_outcome(job_return(JobStatus.COMPLETED, math.nan), LiveTrial(trial), 1)
+    assert trial_outcome(job_return(JobStatus.COMPLETED, 0.9), 1) == (TrialState.COMPLETE, [0.9], "")
+    state, values, reason = trial_outcome(job_return(JobStatus.COMPLETED, math.nan), 1)
     assert state == TrialState.FAIL and values is None and "not finite" in reason
-    state, _, reason = trial_outcome(job_return(JobStatus.FAILED, ValueError("bad layer")), LiveTrial(trial), 1)
+    state, _, reason = trial_outcome(job_return(JobStatus.FAILED, ValueError("bad layer")), 1)
     assert state == TrialState.FAIL and reason == "ValueError: bad layer"
-    state, _, _ = trial_outcome(job_return(JobStatus.COMPLETED, None), LiveTrial(trial), 1)
+    state, _, _ = trial_outcome(job_return(JobStatus.COMPLETED, None), 1)
     assert state == TrialState.FAIL
-    pruned = LiveTrial(trial, pruned_at_epoch=1)
-    assert trial_outcome(job_return(JobStatus.FAILED, optuna.TrialPruned("x")), pruned, 1)[0] == TrialState.PRUNED
+    assert trial_outcome(job_return(JobStatus.COMPLETED, Pruned("at epoch 1")), 1) == (
+        TrialState.PRUNED,
+        None,
+        "at epoch 1",
+    )
+    assert trial_outcome(job_return(JobStatus.COMPLETED, [0.9, 3.0]), 2)[1] == [0.9, 3.0]
+    assert "1 values for 2 objectives" in trial_outcome(job_return(JobStatus.COMPLETED, [0.9]), 2)[2]
 
 
 def hparams_of_run(run_dir) -> dict:
@@ -289,10 +289,11 @@ def test_journal_storage_is_built_from_its_config(tmp_path):
                 "_target_": "optuna.storages.JournalStorage",
                 "log_storage": {"_target_": "optuna.storages.journal.JournalFileBackend", "file_path": str(journal)},
             }
-        )
+        ),
+        tmp_path / "sweep",
     )
     assert isinstance(storage, optuna.storages.JournalStorage)
-    study = open_study(study_name="journal", storage=storage, directions=["maximize"])
+    study = open_study(storage, "journal", ["maximize"])
     study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.5)
     # a second process reading the file sees the trial
     reread = optuna.load_study(
@@ -300,4 +301,6 @@ def test_journal_storage_is_built_from_its_config(tmp_path):
         storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))),
     )
     assert [t.value for t in reread.trials] == [0.5]
-    assert build_storage("sqlite:///x.db") == "sqlite:///x.db"
+    # without a storage, the study lives in a journal file in the sweep folder
+    assert isinstance(build_storage(None, tmp_path / "sweep"), optuna.storages.JournalStorage)
+    assert (tmp_path / "sweep" / "optuna.journal").exists()

@@ -10,7 +10,6 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
 from litlab import CONFIG_DIR
-from litlab.callbacks import trial_callbacks
 from litlab.utils import (
     RankedLogger,
     extras,
@@ -39,7 +38,6 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     model: LightningModule = instantiate(cfg.model)
 
     callbacks: list[Callback] = instantiate_callbacks(cfg.get("callbacks"))
-    callbacks += trial_callbacks(cfg)  # reports to the Optuna trial when a sweep launched this run
     logger: list[Logger] = instantiate_loggers(cfg.get("logger"))
 
     log.info(f"Instantiating trainer <{cfg.trainer._target_}>")

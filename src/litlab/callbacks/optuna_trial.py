@@ -1,57 +1,82 @@
 from typing import Any
 
 import optuna
-from lightning import Callback, LightningModule, Trainer
+from lightning import LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
-from omegaconf import DictConfig
 from optuna_integration import PyTorchLightningPruningCallback
 
-from litlab.search.trial import LiveTrial, current_trial
+from litlab.search.storage import build_storage, study_and_trial_ids
 from litlab.utils.logging_utils import write_hparams_summary
 
 
-class OptunaTrialCallback(PyTorchLightningPruningCallback):
-    """Reports `monitor` to the run's Optuna trial after every validation epoch and stops a pruned run at once.
+def sweep_storage() -> Any:
+    """The storage of the sweep that launched this run, as its config gives it (resolved in this process only)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
 
-    Optuna's own callback does the reporting and raises `optuna.TrialPruned`; this one also notes the
-    epoch of pruning for the sweeper and tags the TensorBoard run with the trial's number and parameters,
-    so that TensorBoard's HParams tab compares all trials of a sweep.
+    hydra_cfg = HydraConfig.get()
+    spec = hydra_cfg.sweeper.get("storage")
+    spec = OmegaConf.to_container(spec, resolve=True) if OmegaConf.is_config(spec) else spec
+    return build_storage(spec, hydra_cfg.sweep.dir)
+
+
+class OptunaTrialCallback(PyTorchLightningPruningCallback):
+    """Reports `monitor` to an Optuna trial after every validation epoch and stops the run when it is pruned.
+
+    An Optuna sweep (`hydra/sweeper=litlab_optuna`) adds this callback to each trial's config as
+    `callbacks.optuna_trial` with the study's name and the trial's number, so the trial is found through the
+    study's storage from whatever process or machine runs the job. Optuna's own callback does the reporting
+    and raises `optuna.TrialPruned`, which the sweep records as PRUNED. The TensorBoard run is tagged with the
+    trial's number and parameters, so that TensorBoard's HParams tab compares all trials of a sweep.
+
+    storage: a storage URL, `optuna.storages` object or None for the storage of the sweep that launched this run
+        (read from Hydra's runtime config, so a password in it never enters the run's own config).
+    pruner: the study's pruner (None: never prune); pruners are not stored with a study, so each run gets it.
     """
 
-    def __init__(self, live: LiveTrial, monitor: str, hparam_metrics: tuple[str, ...] = ()):
-        super().__init__(live.trial, monitor)
-        self.live = live
+    # litlab.utils.log_hyperparameters leaves TensorBoard's HParams summary of the run to this callback.
+    writes_hparams_summary = True
+
+    def __init__(
+        self,
+        study_name: str,
+        trial_number: int,
+        monitor: str,
+        storage: Any = None,
+        pruner: optuna.pruners.BasePruner | None = None,
+        hparam_metrics: tuple[str, ...] = ("val/loss", "val/acc"),
+    ) -> None:
+        if not monitor:
+            raise ValueError(
+                "An Optuna trial needs a metric to report: set optimized_metric (or hydra.sweeper.monitor)."
+            )
+        storage = sweep_storage() if storage is None else build_storage(storage, ".")
+        # This run only reports and asks whether to stop; its sampler never samples.
+        study = optuna.load_study(
+            study_name=study_name,
+            storage=storage,
+            sampler=optuna.samplers.RandomSampler(),
+            pruner=pruner or optuna.pruners.NopPruner(),
+        )
+        _, trial_id = study_and_trial_ids(storage, study_name, trial_number)
+        super().__init__(optuna.trial.Trial(study, trial_id), monitor)
         # The scalars the HParams tab shows beside each trial's parameters.
         self.hparam_metrics = tuple(dict.fromkeys((monitor, *hparam_metrics)))
+
+    @property
+    def trial(self) -> optuna.trial.Trial:
+        return self._trial
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         super().on_fit_start(trainer, pl_module)
         if trainer.is_global_zero:
             self._tag_tensorboard(trainer)
 
-    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        try:
-            super().on_validation_end(trainer, pl_module)
-        except optuna.TrialPruned:
-            self.live.pruned_at_epoch = pl_module.current_epoch
-            raise
-
     def _tag_tensorboard(self, trainer: Trainer) -> None:
-        trial = self.live.trial
+        trial = self.trial
         params: dict[str, Any] = {"optuna/trial": trial.number, "optuna/study": trial.study.study_name}
         params.update({f"optuna/{name}": value for name, value in trial.params.items()})
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.log_hyperparams(params)
                 write_hparams_summary(logger, params, self.hparam_metrics)
-
-
-def trial_callbacks(cfg: DictConfig) -> list[Callback]:
-    """The callbacks a run needs when an Optuna sweep launched it (none otherwise)."""
-    live = current_trial(cfg)
-    if live is None:
-        return []
-    monitor = live.monitor or cfg.get("optimized_metric")
-    if not monitor:
-        raise ValueError("An Optuna trial needs a metric to report: set optimized_metric (or hydra.sweeper.monitor).")
-    return [OptunaTrialCallback(live, monitor, hparam_metrics=("val/loss", "val/acc"))]

@@ -34,9 +34,10 @@ def log_hyperparameters(object_dict: dict[str, Any]) -> None:
     metric_names = [name for name in (cfg.get("optimized_metric"), "val/loss", "test/acc", "test/loss") if name]
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)
-        # In an Optuna sweep the trial's callback writes this summary, with the trial's own parameters:
+        # A callback may write this summary itself with its own parameters (an Optuna trial's, in a sweep):
         # TensorBoard shows only the first summary of a run.
-        if isinstance(logger, TensorBoardLogger) and cfg.get("optuna_trial") is None:
+        owned = any(getattr(callback, "writes_hparams_summary", False) for callback in trainer.callbacks)
+        if isinstance(logger, TensorBoardLogger) and not owned:
             write_hparams_summary(logger, hparams, metric_names)
 
 
