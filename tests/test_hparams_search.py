@@ -2,7 +2,6 @@
 
 import math
 import signal
-import time
 
 import optuna
 import pandas as pd
@@ -19,7 +18,7 @@ from litlab.search.spaces import cnn_layers
 from litlab.search.storage import build_storage, open_study
 from litlab.search.worker import Pruned, trial_outcome
 from tests.helpers.config import TEST_OVERRIDES
-from tests.helpers.sweep import FAST_TRIAL, run_sweep, start_sweep, trials_by_state
+from tests.helpers.sweep import FAST_TRIAL, run_sweep, start_sweep, trials_by_state, wait_for
 
 
 def test_cnn_space_searches_widths_of_existing_layers_only():
@@ -185,16 +184,6 @@ def test_pruning_spends_fewer_epochs_for_an_equal_or_better_best(tmp_path, monke
     epochs_pruned = sum(len(t.intermediate_values) for t in pruned)
     assert epochs_pruned < sum(len(t.intermediate_values) for t in plain) == 8 * 4
     assert best_at_epochs(pruned, epochs_pruned) >= best_at_epochs(plain, epochs_pruned)
-
-
-def wait_for(condition, timeout: float, process=None) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"the sweep process ended early with exit code {process.returncode}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting after {timeout} s")
-        time.sleep(1)
 
 
 SUBPROCESS_SEARCH = [

@@ -8,6 +8,7 @@ override parser. Hydra imports this module at every start-up (`--help` included)
 and litlab are imported inside the methods that run a sweep, not here.
 """
 
+import importlib.util
 import logging
 import math
 import time
@@ -17,7 +18,7 @@ from typing import Any
 
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
-from hydra.errors import InstantiationException
+from hydra.errors import CompactHydraException, InstantiationException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
@@ -33,6 +34,13 @@ def launcher_package(target: str) -> str:
     if len(parts) > 1 and parts[0] == "hydra_plugins":
         return parts[1].replace("_", "-")
     return parts[0]
+
+
+def installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # its parent package is missing
+        return False
 
 
 class LitlabOptunaSweeper(Sweeper):
@@ -78,7 +86,7 @@ class LitlabOptunaSweeper(Sweeper):
         }
         for name, (value, ok, expected) in checks.items():
             if not ok:
-                raise ValueError(f"hydra.sweeper.{name} must be {expected}, got {value}.")
+                raise CompactHydraException(f"hydra.sweeper.{name} must be {expected}, got {value}.")
         self.direction = direction
         self.study_name = study_name
         self.n_trials = n_trials
@@ -98,6 +106,7 @@ class LitlabOptunaSweeper(Sweeper):
         self.config: DictConfig | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from litlab.search.errors import SweepError
         from litlab.search.worker import TrialWorker
 
         self.config = config
@@ -107,14 +116,13 @@ class LitlabOptunaSweeper(Sweeper):
             self.launcher = Plugins.instance().instantiate_launcher(
                 config=config, hydra_context=hydra_context, task_function=self.worker
             )
-        except (ImportError, InstantiationException) as err:
+        except (ImportError, InstantiationException, RuntimeError):
             target = str(config.hydra.launcher.get("_target_"))
-            if not isinstance(err, ImportError) and "Error locating target" not in str(err):
+            if installed(target.rsplit(".", 1)[0]):
                 raise
-            package = launcher_package(target)
-            raise ValueError(
-                f"The launcher {target} is not installed: `pip install '{package}>=1.4.0rc3,<1.5'`, or choose an "
-                "installed one (hydra/launcher=basic, joblib, submitit_local or submitit_slurm)."
+            raise SweepError(
+                f"The launcher {target} is not installed: `pip install '{launcher_package(target)}>=1.4.0rc3,<1.5'`, "
+                "or choose an installed one (hydra/launcher=basic, joblib, submitit_local or submitit_slurm)."
             ) from None
 
     def _directions(self) -> list[str]:
@@ -126,6 +134,7 @@ class LitlabOptunaSweeper(Sweeper):
         return [getattr(d, "name", str(d)) for d in directions]
 
     def sweep(self, arguments: list[str]) -> None:
+        from litlab.search.errors import SweepError
         from litlab.search.space import grid_choices, parse_search_space, quote
         from litlab.search.storage import Liveness, build_storage, describe, open_study
         from litlab.search.worker import SweepPlan, TooManyFailures
@@ -195,7 +204,7 @@ class LitlabOptunaSweeper(Sweeper):
         self._report(study, time.monotonic() - start)
         if errors:
             too_many = [e for e in errors if isinstance(e, TooManyFailures)]
-            raise RuntimeError(f"The sweep stopped: {too_many[0] if too_many else errors[0]}") from None
+            raise SweepError(f"The sweep stopped: {too_many[0] if too_many else errors[0]}") from None
 
     @staticmethod
     def _worker_error(index: int, ret: JobReturn) -> BaseException | None:

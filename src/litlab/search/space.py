@@ -14,6 +14,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
+from litlab.search.errors import SweepError
+
 
 @dataclass
 class SearchSpace:
@@ -82,7 +84,7 @@ def parse_search_space(arguments: list[str]) -> SearchSpace:
         try:
             space.distributions[key] = distribution(override)
         except ValueError as err:
-            raise ValueError(
+            raise SweepError(
                 f"The sweep parameter `{argument}` is invalid ({err}): fix its range in hydra.sweeper.params "
                 "or on the command line."
             ) from None
@@ -102,7 +104,7 @@ def grid_choices(distributions: dict[str, BaseDistribution]) -> dict[str, list[A
             count = round((dist.high - dist.low) / dist.step) + 1
             grid[name] = [float(Decimal(str(dist.low)) + i * Decimal(str(dist.step))) for i in range(count)]
         else:
-            raise ValueError(
+            raise SweepError(
                 f"The grid sampler needs discrete values, but `{name}` is continuous: give it as choice(...) "
                 "or range(...), or pick another sampler."
             )

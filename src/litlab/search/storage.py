@@ -25,6 +25,8 @@ from hydra.utils import instantiate
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from litlab.search.errors import SweepError
+
 # Config-chosen classes a storage or pruner mapping may name (Hydra 1.4's execution whitelist).
 STORAGE_WHITELIST = ("optuna.storages.*", "optuna.pruners.*")
 # The journal storage's heartbeat: seconds since the epoch, as a trial system attribute.
@@ -50,13 +52,9 @@ DRIVER_PACKAGES = {
 }
 
 
-class StorageError(ValueError):
-    """A storage that cannot be used as configured; the message says what to change."""
-
-
 def mask_url(text: str) -> str:
     """`text` with the password of every URL in it replaced by ***."""
-    return re.sub(r"(\w[\w+.-]*://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
+    return re.sub(r"(\w[\w+.-]*://[^:/@\s]*):\S*@", r"\1:***@", text)
 
 
 def describe(spec: Any) -> str:
@@ -87,13 +85,13 @@ def _check_driver(url: str) -> None:
     try:
         dialect = make_url(url).get_dialect()
     except Exception as err:
-        raise StorageError(f"The storage URL {mask_url(url)} is not a database URL SQLAlchemy knows ({err}).") from None
+        raise SweepError(f"The storage URL {mask_url(url)} is not a database URL SQLAlchemy knows ({err}).") from None
     module = getattr(dialect, "driver", "")
     try:
         dialect.import_dbapi()
     except ImportError:
         package = DRIVER_PACKAGES.get(module, module)
-        raise StorageError(
+        raise SweepError(
             f"The storage URL {mask_url(url)} needs the Python package `{package}` (the {module} driver), which is "
             f"not installed: `pip install '{package}'`, or name another driver in the URL."
         ) from None
@@ -106,7 +104,7 @@ def _check_sqlite_folder(url: str) -> None:
     if database and database != ":memory:" and not database.startswith("file:"):
         folder = Path(database).expanduser().resolve().parent
         if not folder.is_dir():
-            raise StorageError(
+            raise SweepError(
                 f"The SQLite study file's folder {folder} does not exist: create it, or point "
                 "hydra.sweeper.storage at an existing folder."
             )
@@ -135,7 +133,7 @@ def _rdb_storage(url: str, liveness: Liveness | None, attempts: int = 5) -> RDBS
                 return RDBStorage(url, **kwargs)
         except RuntimeError as err:
             if "table schema" in str(err):
-                raise StorageError(
+                raise SweepError(
                     f"The study storage {mask_url(url)} was written by another Optuna version: {err} "
                     "(back it up first), or give this sweep a new storage."
                 ) from None
@@ -143,7 +141,7 @@ def _rdb_storage(url: str, liveness: Liveness | None, attempts: int = 5) -> RDBS
         except OperationalError as err:
             if not sqlite:
                 reason = str(err.orig).strip().splitlines()[0] if err.orig else type(err).__name__
-                raise StorageError(
+                raise SweepError(
                     f"Cannot reach the study database {mask_url(url)} ({mask_url(reason)}): start the database "
                     "server, or fix hydra.sweeper.storage (host, port, user, database name)."
                 ) from None
@@ -177,7 +175,7 @@ def build_storage(spec: Any, sweep_dir: str | Path, liveness: Liveness | None = 
         return JournalStorage(JournalFileBackend(str(Path(sweep_dir) / JOURNAL_NAME)))
     if isinstance(spec, Mapping):
         if "_target_" not in spec:
-            raise StorageError("hydra.sweeper.storage is a mapping without _target_: name an optuna.storages class.")
+            raise SweepError("hydra.sweeper.storage is a mapping without _target_: name an optuna.storages class.")
         storage = instantiate(spec, _execution_whitelist_=STORAGE_WHITELIST)
         if isinstance(storage, RDBStorage) and liveness is not None and storage.heartbeat_interval is None:
             return _rdb_storage(storage.url, liveness)

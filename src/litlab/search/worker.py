@@ -13,7 +13,9 @@ number; its folder is named by the trial number. An exception inside a trial fai
 import logging
 import math
 import os
+import socket
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +46,8 @@ SAMPLER_WHITELIST = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*"
 # The callback entry through which a trial's job finds its trial (see litlab.callbacks.optuna_trial).
 CALLBACK_KEY = "optuna_trial"
 CALLBACK_TARGET = "litlab.callbacks.optuna_trial.OptunaTrialCallback"
+# The trial attribute naming the process that ran it (host:pid), to tell where a lost trial was running.
+WORKER_ATTR = "worker"
 
 
 class TooManyFailures(RuntimeError):
@@ -161,7 +165,10 @@ class TrialWorker:
                 # The last trials run elsewhere; wait, as one of them may yet be lost and need a replacement.
                 time.sleep(poll)
                 continue
-            trial = study.ask(plan.distributions)
+            with warnings.catch_warnings():
+                # Optuna expects its heartbeat inside Study.optimize only; this loop records it itself.
+                warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                trial = study.ask(plan.distributions)
             if self._surplus(study, trial.number):
                 trial.set_user_attr(LOST_REASON, "not run: the study reached n_trials meanwhile")
                 tell(study, trial, TrialState.FAIL, None)
@@ -282,6 +289,7 @@ class TrialWorker:
     ) -> TrialState:
         """Runs one trial as a Hydra job in this process and tells the study how it ended."""
         retried = storage.get_trial(trial_id).system_attrs.get("failed_trial")
+        trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
         with heartbeat(storage, trial_id, self.plan.liveness.heartbeat_interval):
             try:
                 overrides = [*self._overrides(trial), *device_overrides]

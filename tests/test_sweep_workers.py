@@ -1,0 +1,145 @@
+"""Sweeps that scale out: workers in other processes, a shared study, lost trials recovered, bad input named."""
+
+import sqlite3
+import sys
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from litlab.search.space import format_override, grid_choices, parse_search_space
+from litlab.search.storage import mask_url
+from tests.helpers.sweep import run_sweep, trials_by_state
+
+SEARCH = [
+    "hparams_search=samplers_compare",
+    "hydra/sweeper/sampler=random",
+    "hydra.sweeper.timeout=null",
+    "trainer.max_epochs=2",
+    "+trainer.limit_train_batches=3",
+]
+# lr 1e-5 learns nothing in 2 epochs and is pruned by the threshold after its first; 3e-3 passes it.
+PRUNED_SEARCH = [
+    *SEARCH,
+    "model.optimizer.lr=choice(0.00001,0.003)",
+    "model.optimizer.name=adam",
+    "model.net.dropout=0.0",
+    "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.3}",
+]
+
+
+def test_search_space_is_parsed_into_optuna_distributions():
+    space = parse_search_space(
+        [
+            "model.optimizer.lr=tag(log, interval(0.00001, 0.01))",
+            "trainer.max_epochs=range(2, 10, 2)",
+            "model.optimizer.name=choice(adam, sgd)",
+            "model.net.dropout=range(0.0, 0.5, 0.25)",
+            "data.batch_size=64",
+            "model.optimizer.name=choice(adam, rmsprop)",  # the command line comes last and wins
+        ]
+    )
+    assert space.distributions == {
+        "model.optimizer.lr": FloatDistribution(1e-5, 1e-2, log=True),
+        "trainer.max_epochs": IntDistribution(2, 8, step=2),
+        "model.optimizer.name": CategoricalDistribution(["adam", "rmsprop"]),
+        "model.net.dropout": FloatDistribution(0.0, 0.25, step=0.25),
+    }
+    assert space.fixed == ["data.batch_size=64"]
+    grid = grid_choices({k: v for k, v in space.distributions.items() if k != "model.optimizer.lr"})
+    assert grid == {
+        "trainer.max_epochs": [2, 4, 6, 8],
+        "model.optimizer.name": ["adam", "rmsprop"],
+        "model.net.dropout": [0.0, 0.25],
+    }
+    with pytest.raises(ValueError, match="`model.optimizer.lr` is continuous"):
+        grid_choices({"model.optimizer.lr": space.distributions["model.optimizer.lr"]})
+    # a trial's values go back to Hydra as overrides that parse to the same values
+    assert format_override("model.net.conv_channels", [8, 16]) == "model.net.conv_channels=[8,16]"
+    assert format_override("model.optimizer.name", "adam") == "model.optimizer.name='adam'"
+
+
+def test_passwords_are_masked_in_printed_urls():
+    assert (
+        mask_url("postgresql+psycopg://litlab:s3cr@t@db.lan:5432/optuna")
+        == "postgresql+psycopg://litlab:***@db.lan:5432/optuna"
+    )
+    assert mask_url("sqlite:///logs/optuna.db") == "sqlite:///logs/optuna.db"
+
+
+def error_of_sweep(overrides, tmp_path, monkeypatch, capsys) -> str:
+    """The error a sweep stops with, as Hydra prints it (status 1, no traceback)."""
+    with pytest.raises(SystemExit):
+        run_sweep(overrides, tmp_path / "sweep", monkeypatch)
+    return capsys.readouterr().err
+
+
+def test_unreachable_database_is_named_without_its_password(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("psycopg")
+    url = "postgresql+psycopg://litlab:s3cret@127.0.0.1:9/optuna"  # nothing listens on port 9
+    err = error_of_sweep([*SEARCH, f"hydra.sweeper.storage={url}"], tmp_path, monkeypatch, capsys)
+    assert "Cannot reach the study database postgresql+psycopg://litlab:***@127.0.0.1:9/optuna" in err
+    assert "start the database server, or fix hydra.sweeper.storage" in err
+    assert "s3cret" not in err and "Traceback" not in err
+
+
+def test_missing_database_driver_names_its_package(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pymysql", None)  # as if not installed
+    err = error_of_sweep(
+        [*SEARCH, "hydra.sweeper.storage=mysql+pymysql://u:pw@localhost/optuna"], tmp_path, monkeypatch, capsys
+    )
+    assert "needs the Python package `PyMySQL` (the pymysql driver), which is not installed" in err
+    assert "pw@" not in err
+
+
+def test_sqlite_file_in_a_missing_folder_is_named(tmp_path, monkeypatch, capsys):
+    url = f"sqlite:///{tmp_path / 'no' / 'such' / 'study.db'}"
+    err = error_of_sweep([*SEARCH, f"hydra.sweeper.storage={url}"], tmp_path, monkeypatch, capsys)
+    assert f"The SQLite study file's folder {tmp_path / 'no' / 'such'} does not exist" in err
+    assert "another process" not in err
+
+
+def test_storage_written_by_another_optuna_version_is_refused(tmp_path, monkeypatch, capsys):
+    db = tmp_path / "old.db"
+    optuna.create_study(storage=f"sqlite:///{db}", study_name="old")
+    with sqlite3.connect(db) as connection:  # what Optuna 3.0 left behind
+        connection.execute("UPDATE alembic_version SET version_num = 'v3.0.0.d'")
+        connection.execute("UPDATE version_info SET library_version = '3.0.0'")
+    err = error_of_sweep(
+        [*SEARCH, f"hydra.sweeper.storage=sqlite:///{db}", "hydra.sweeper.study_name=old"],
+        tmp_path,
+        monkeypatch,
+        capsys,
+    )
+    assert f"The study storage sqlite:///{db} was written by another Optuna version" in err
+    assert "set up by optuna 3.0.0" in err and "optuna storage upgrade" in err
+
+
+def test_launcher_not_installed_names_its_package(tmp_path, monkeypatch, capsys):
+    target = "hydra_plugins.hydra_rq_launcher.rq_launcher.RQLauncher"
+    err = error_of_sweep([*SEARCH, f"hydra.launcher._target_={target}"], tmp_path, monkeypatch, capsys)
+    assert f"The launcher {target} is not installed: `pip install 'hydra-rq-launcher>=1.4.0rc3,<1.5'`" in err
+
+
+def test_storage_url_from_the_environment_stays_out_of_run_folders(tmp_path, monkeypatch):
+    # The URL (a stand-in for one holding a password) reaches the sweep through ${oc.env:...} only.
+    secret_db = tmp_path / "db" / "SECRET_MARKER.db"
+    secret_db.parent.mkdir()
+    monkeypatch.setenv("LITLAB_TEST_STORAGE", f"sqlite:///{secret_db}")
+    run_sweep(
+        [
+            *PRUNED_SEARCH,
+            "hydra/sweeper/sampler=grid",
+            "hydra.sweeper.storage=${oc.env:LITLAB_TEST_STORAGE}",
+            "extras.print_config=true",
+        ],
+        tmp_path / "sweep",
+        monkeypatch,
+    )
+    trials = trials_by_state(f"sqlite:///{secret_db}", "samplers_compare")
+    assert {state: len(t) for state, t in trials.items()} == {"COMPLETE": 1, "PRUNED": 1}
+    leaks = [
+        path for path in (tmp_path / "sweep").rglob("*") if path.is_file() and b"SECRET_MARKER" in path.read_bytes()
+    ]
+    assert leaks == []
+    assert all("SECRET_MARKER" not in str(t.user_attrs) + str(t.system_attrs) for ts in trials.values() for t in ts)
