@@ -1,15 +1,19 @@
 """Sweeps that scale out: workers in other processes, a shared study, lost trials recovered, bad input named."""
 
+import os
+import signal
 import sqlite3
 import sys
 
 import optuna
+import pandas as pd
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from sqlalchemy.exc import SQLAlchemyError
 
 from litlab.search.space import format_override, grid_choices, parse_search_space
 from litlab.search.storage import mask_url
-from tests.helpers.sweep import run_sweep, trials_by_state
+from tests.helpers.sweep import run_sweep, start_sweep, trials_by_state, wait_for
 
 SEARCH = [
     "hparams_search=samplers_compare",
@@ -143,3 +147,81 @@ def test_storage_url_from_the_environment_stays_out_of_run_folders(tmp_path, mon
     ]
     assert leaks == []
     assert all("SECRET_MARKER" not in str(t.user_attrs) + str(t.system_attrs) for ts in trials.values() for t in ts)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_trials_run_by_other_processes_are_pruned(launcher, tmp_path, monkeypatch):
+    # 2 learning rates x 2 dropouts on a grid, two workers in processes of the launcher's own.
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    run_sweep(
+        [
+            *PRUNED_SEARCH,
+            "hydra/sweeper/sampler=grid",
+            "model.net.dropout=choice(0.0,0.25)",
+            f"hydra/launcher={launcher}",
+            "hydra.sweeper.n_jobs=2",
+            f"hydra.sweeper.storage={storage}",
+        ],
+        tmp_path / "sweep",
+        monkeypatch,
+    )
+    trials = trials_by_state(storage, "samplers_compare")
+    assert {state: len(t) for state, t in trials.items()} == {"COMPLETE": 2, "PRUNED": 2}
+    assert all(t.params["model.optimizer.lr"] == pytest.approx(1e-5) for t in trials["PRUNED"])
+    # stopped after the first of their 2 epochs, by the pruner's answer read from the shared storage
+    assert all(list(t.intermediate_values) == [0] for t in trials["PRUNED"])
+    assert all(list(t.intermediate_values) == [0, 1] for t in trials["COMPLETE"])
+    workers = {t.user_attrs["worker"].rsplit(":", 1)[1] for ts in trials.values() for t in ts}
+    assert str(os.getpid()) not in workers
+    table = pd.read_csv(tmp_path / "sweep" / "trials.csv")
+    assert sorted(table.state) == ["COMPLETE", "COMPLETE", "PRUNED", "PRUNED"]
+    assert {p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()} >= {"0", "1", "2", "3", "workers"}
+
+
+@pytest.mark.slow
+def test_killed_worker_loses_no_trial_and_its_trial_is_retried(tmp_path):
+    # Two sweep commands on one study, each a worker; one is killed in the middle of a trial. The other fails
+    # the silent trial after the grace period (2 s), runs it again with the same parameters, and finishes
+    # the study's 5 trials.
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    common = [
+        *SEARCH[:-1],
+        "trainer.max_epochs=3",
+        "+trainer.limit_train_batches=25",
+        "hydra.sweeper.study_name=kill",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.n_trials=5",
+        "hydra.sweeper.heartbeat_interval=1",
+        "hydra.sweeper.retry_failed=1",
+    ]
+    victim = start_sweep([*common, "hydra.sweeper.sampler.seed=0"], tmp_path / "a", tmp_path / "a.log")
+    survivor = start_sweep([*common, "hydra.sweeper.sampler.seed=1"], tmp_path / "b", tmp_path / "b.log")
+
+    def victims_running_trial():
+        try:
+            trials = trials_by_state(storage, "kill")
+        except (KeyError, SQLAlchemyError):
+            return None
+        running = [t for t in trials.get("RUNNING", []) if t.user_attrs.get("worker", "").endswith(f":{victim.pid}")]
+        return running[0] if running and trials.get("COMPLETE") else None
+
+    try:
+        wait_for(lambda: victims_running_trial() is not None, timeout=600, process=victim)
+        killed = victims_running_trial()
+        before = {t.number: t.value for t in trials_by_state(storage, "kill")["COMPLETE"]}
+    finally:
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=60)
+    assert survivor.wait(timeout=900) == 0, (tmp_path / "b.log").read_text()[-3000:]
+
+    study = optuna.load_study(study_name="kill", storage=storage)
+    trials = study.get_trials()
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    assert trials[killed.number].state == optuna.trial.TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retries) == 1 and retries[0].params == killed.params
+    assert retries[0].state == optuna.trial.TrialState.COMPLETE
+    # every trial finished before the kill is kept as it was, and the study holds its 5 finished trials
+    assert {t.number: t.value for t in trials if t.number in before} == before
+    assert len([t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]) == 5

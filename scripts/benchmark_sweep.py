@@ -1,0 +1,116 @@
+"""Trials per minute of one fixed Optuna search with 1 and with 2 asynchronous workers.
+
+The same search (hparams_search=mnist_cnn by default: TPE with a fixed seed, no pruner, small trials) runs once
+per worker count, each as its own `train.py -m` command with `hydra/launcher=joblib` and its own study, and the
+machine's threads are split between the workers (`hydra.sweeper.threads_per_worker`), so every run gets the same
+CPU. Printed last, as name=value lines: each run's trials per minute (finished trials over the command's wall
+time, start-up included), their ratio, and the load average of the machine meanwhile.
+
+    python scripts/benchmark_sweep.py                       # 12 trials on the MNIST subset, 1 vs 2 workers
+    python scripts/benchmark_sweep.py --workers 1 4 --threads 4 --trials 20 -- trainer=gpu   # sharing one GPU
+Arguments after `--` are passed on to every `train.py` run.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "mnist-subset"
+
+# Small trials: one short epoch each, so that the search's cost is dominated by trials, not by one long one.
+TRIAL = [
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=30",
+    "+trainer.limit_val_batches=10",
+    "test=false",
+    "extras.print_config=false",
+    "extras.enforce_tags=false",
+    "callbacks.rich_progress_bar=null",
+    "callbacks.model_checkpoint=null",
+    "callbacks.model_summary=null",
+    "+trainer.enable_progress_bar=false",
+]
+# mnist_cnn's space, with narrower layers (up to 32 filters and 64 units) to keep a CPU run within minutes.
+SMALL_MNIST = [
+    "hydra.sweeper.custom_search_space_kwargs.max_filters=32",
+    "hydra.sweeper.custom_search_space_kwargs.max_units=64",
+]
+
+
+def run(workers: int, args: argparse.Namespace, extra: list[str]) -> dict[str, float]:
+    """One sweep with `workers` workers; returns its wall time and finished trials."""
+    name = f"workers_{workers}"
+    storage = f"sqlite:///{args.out / 'studies.db'}"
+    command = [
+        sys.executable,
+        str(ROOT / "train.py"),
+        "-m",
+        f"hparams_search={args.search}",
+        "hydra/launcher=joblib",
+        f"hydra.sweeper.n_jobs={workers}",
+        f"hydra.sweeper.threads_per_worker={max(1, args.threads // workers)}",
+        f"hydra.sweeper.n_trials={args.trials}",
+        "hydra.sweeper.timeout=null",
+        "hydra.sweeper.pruner=null",
+        f"hydra.sweeper.sampler.seed={args.seed}",
+        f"hydra.sweeper.storage={storage}",
+        f"hydra.sweeper.study_name={name}",
+        f"hydra.sweep.dir={args.out / name}",
+        *([f"paths.data_dir={args.data}", "data.download=false", *SMALL_MNIST] if args.search == "mnist_cnn" else []),
+        *TRIAL,
+        *extra,
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
+    print(f"[{name}] {args.trials} trials", flush=True)
+    start = time.monotonic()
+    with open(args.out / f"{name}.log", "w") as log_file:
+        subprocess.run(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, check=True)
+    seconds = time.monotonic() - start
+    study = optuna.load_study(study_name=name, storage=storage)
+    finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    return {"seconds": seconds, "finished": finished, "per_minute": 60 * finished / seconds}
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare")
+    parser.add_argument("--trials", type=int, default=12, help="trials per run")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads shared by workers")
+    parser.add_argument("--search", default="mnist_cnn", help="the hparams_search config")
+    parser.add_argument("--seed", type=int, default=1234, help="the sampler's seed")
+    parser.add_argument("--data", type=Path, default=DATA, help="the MNIST folder (paths.data_dir)")
+    parser.add_argument("--out", type=Path, default=ROOT / "logs" / "benchmark_sweep", help="output folder")
+    args = parser.parse_args(own)
+    args.out = args.out.resolve()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "studies.db").unlink(missing_ok=True)
+
+    load_before = os.getloadavg()[0]
+    results = {workers: run(workers, args, extra) for workers in args.workers}
+    figures: dict[str, float] = {}
+    for workers, result in results.items():
+        print(f"{workers} worker(s): {result['finished']} trials in {result['seconds']:.0f} s")
+        figures[f"workers_{workers}_seconds"] = round(result["seconds"], 1)
+        figures[f"workers_{workers}_trials_per_min"] = round(result["per_minute"], 2)
+    first, last = args.workers[0], args.workers[-1]
+    figures[f"speedup_{last}_vs_{first}"] = round(results[last]["per_minute"] / results[first]["per_minute"], 2)
+    figures["load_average_1min_before"] = round(load_before, 2)
+    figures["load_average_1min_after"] = round(os.getloadavg()[0], 2)
+    figures["cpu_cores"] = os.cpu_count() or 1
+    for name, value in figures.items():
+        print(f"{name}={value}")
+    return figures
+
+
+if __name__ == "__main__":
+    main()
