@@ -4,6 +4,7 @@ import os
 import signal
 import sqlite3
 import sys
+import time
 
 import optuna
 import pandas as pd
@@ -12,7 +13,16 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from sqlalchemy.exc import SQLAlchemyError
 
 from litlab.search.space import format_override, grid_choices, parse_search_space
-from litlab.search.storage import mask_url
+from litlab.search.storage import (
+    Liveness,
+    build_storage,
+    counts,
+    fail_stale_trials,
+    heartbeat,
+    mask_url,
+    open_study,
+    study_and_trial_ids,
+)
 from tests.helpers.sweep import run_sweep, start_sweep, trials_by_state, wait_for
 
 SEARCH = [
@@ -225,3 +235,29 @@ def test_killed_worker_loses_no_trial_and_its_trial_is_retried(tmp_path):
     # every trial finished before the kill is kept as it was, and the study holds its 5 finished trials
     assert {t.number: t.value for t in trials if t.number in before} == before
     assert len([t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]) == 5
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_a_silent_trial_is_failed_and_queued_again_with_its_parameters(kind, tmp_path):
+    # The journal storage has no heartbeat of Optuna's: litlab's rule must treat it as the database does.
+    spec = f"sqlite:///{tmp_path / 'study.db'}" if kind == "sqlite" else None
+    liveness = Liveness(heartbeat_interval=1, grace_period=2, retry_failed=1)
+    storage = build_storage(spec, tmp_path, liveness)
+    study = open_study(storage, "stale", ["maximize"])
+    space = {"x": FloatDistribution(0, 1)}
+    silent, alive = study.ask(space), study.ask(space)
+    _, silent_id = study_and_trial_ids(storage, "stale", silent.number)
+    _, alive_id = study_and_trial_ids(storage, "stale", alive.number)
+    with heartbeat(storage, silent_id, 1):
+        pass  # one beat, then the worker "dies"
+    with heartbeat(storage, alive_id, 1):
+        time.sleep(3.5)
+        fail_stale_trials(study, storage, liveness)
+        states = {t.number: t.state.name for t in study.get_trials()}
+    assert states[silent.number] == "FAIL" and states[alive.number] == "RUNNING"
+    retry = study.get_trials()[-1]
+    assert retry.state.name == "WAITING" and retry.params == silent.params
+    assert retry.system_attrs["failed_trial"] == silent.number
+    # the next ask runs the retry, with the lost trial's parameters
+    assert study.ask(space).params == silent.params
+    assert not counts(study.get_trials()[silent.number])

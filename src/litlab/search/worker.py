@@ -38,6 +38,7 @@ from litlab.search.storage import (
     counts,
     fail_stale_trials,
     heartbeat,
+    mask_url,
 )
 
 log = logging.getLogger(__name__)
@@ -321,6 +322,7 @@ class TrialWorker:
                     execution_whitelist=self.hydra_context.execution_whitelist,
                 )
         if state == TrialState.FAIL:
+            reason = mask_url(reason)  # an error may quote a database URL
             trial.set_user_attr(FAIL_REASON, reason)
             log.warning(f"Trial {trial.number} failed: {reason}")
         elif state == TrialState.PRUNED:
