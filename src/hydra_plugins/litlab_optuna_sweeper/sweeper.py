@@ -219,7 +219,7 @@ class LitlabOptunaSweeper(Sweeper):
         return None
 
     def _report(self, study: Any, seconds: float | None = None) -> None:
-        from litlab.search.reports import format_importances, write_reports
+        from litlab.reports.sweep import format_importances, write_reports
 
         assert self.config is not None
         sweep_dir = self.config.hydra.sweep.dir
