@@ -1,10 +1,12 @@
 """Trials per minute of one fixed Optuna search with 1 and with 2 asynchronous workers.
 
-The same search (hparams_search=mnist_cnn by default: TPE with a fixed seed, no pruner, small trials) runs once
-per worker count, each as its own `train.py -m` command with `hydra/launcher=joblib` and its own study, and the
-machine's threads are split between the workers (`hydra.sweeper.threads_per_worker`), so every run gets the same
-CPU. Printed last, as name=value lines: each run's trials per minute (finished trials over the command's wall
-time, start-up included), their ratio, and the load average of the machine meanwhile.
+The search (hparams_search=mnist_cnn by default: TPE with a fixed seed, no pruner, small trials) runs once per
+worker count, each as its own `train.py -m` command with `hydra/launcher=joblib` and its own study. The first run
+samples its trials; every later run gets the same parameters queued in its study (Optuna's enqueue_trial), so all
+runs train the same networks. The machine's threads are split between the workers
+(`hydra.sweeper.threads_per_worker`), so every run gets the same CPU. Printed last, as name=value lines: each run's
+trials per minute (finished trials over the command's wall time, start-up included), their ratio, the mean
+duration of a trial, and the load average of the machine meanwhile (other jobs on a shared machine skew it).
 
     python scripts/benchmark_sweep.py                       # 12 trials on the MNIST subset, 1 vs 2 workers
     python scripts/benchmark_sweep.py --workers 1 4 --threads 4 --trials 20 -- trainer=gpu   # sharing one GPU
@@ -44,10 +46,14 @@ SMALL_MNIST = [
 ]
 
 
-def run(workers: int, args: argparse.Namespace, extra: list[str]) -> dict[str, float]:
-    """One sweep with `workers` workers; returns its wall time and finished trials."""
+def run(workers: int, args: argparse.Namespace, extra: list[str], replay: list[dict] | None) -> dict[str, float]:
+    """One sweep with `workers` workers (running the `replay` parameters when given); returns its figures."""
     name = f"workers_{workers}"
     storage = f"sqlite:///{args.out / 'studies.db'}"
+    if replay:
+        queued = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+        for params in replay:
+            queued.enqueue_trial(params)
     command = [
         sys.executable,
         str(ROOT / "train.py"),
@@ -74,8 +80,14 @@ def run(workers: int, args: argparse.Namespace, extra: list[str]) -> dict[str, f
         subprocess.run(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, check=True)
     seconds = time.monotonic() - start
     study = optuna.load_study(study_name=name, storage=storage)
-    finished = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    return {"seconds": seconds, "finished": finished, "per_minute": 60 * finished / seconds}
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return {
+        "seconds": seconds,
+        "finished": len(trials),
+        "per_minute": 60 * len(trials) / seconds,
+        "mean_trial_s": sum(t.duration.total_seconds() for t in trials) / max(1, len(trials)),
+        "params": [t.params for t in sorted(trials, key=lambda t: t.number)],
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -96,12 +108,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     (args.out / "studies.db").unlink(missing_ok=True)
 
     load_before = os.getloadavg()[0]
-    results = {workers: run(workers, args, extra) for workers in args.workers}
+    results: dict[int, dict] = {}
+    for workers in args.workers:
+        replay = results[args.workers[0]]["params"] if results else None
+        results[workers] = run(workers, args, extra, replay)
     figures: dict[str, float] = {}
     for workers, result in results.items():
         print(f"{workers} worker(s): {result['finished']} trials in {result['seconds']:.0f} s")
         figures[f"workers_{workers}_seconds"] = round(result["seconds"], 1)
         figures[f"workers_{workers}_trials_per_min"] = round(result["per_minute"], 2)
+        figures[f"workers_{workers}_mean_trial_s"] = round(result["mean_trial_s"], 1)
     first, last = args.workers[0], args.workers[-1]
     figures[f"speedup_{last}_vs_{first}"] = round(results[last]["per_minute"] / results[first]["per_minute"], 2)
     figures["load_average_1min_before"] = round(load_before, 2)
