@@ -1,12 +1,9 @@
 from typing import Any
 
 import optuna
-from lightning import LightningModule, Trainer
-from lightning.pytorch.loggers import TensorBoardLogger
 from optuna_integration import PyTorchLightningPruningCallback
 
 from litlab.search.storage import build_storage, study_and_trial_ids
-from litlab.utils.logging_utils import write_hparams_summary
 
 
 def sweep_storage() -> Any:
@@ -26,16 +23,13 @@ class OptunaTrialCallback(PyTorchLightningPruningCallback):
     An Optuna sweep (`hydra/sweeper=litlab_optuna`) adds this callback to each trial's config as
     `callbacks.optuna_trial` with the study's name and the trial's number, so the trial is found through the
     study's storage from whatever process or machine runs the job. Optuna's own callback does the reporting
-    and raises `optuna.TrialPruned`, which the sweep records as PRUNED. The TensorBoard run is tagged with the
-    trial's number and parameters, so that TensorBoard's HParams tab compares all trials of a sweep.
+    and raises `optuna.TrialPruned`, which the sweep records as PRUNED. `log_hyperparameters` puts the trial's
+    number and parameters, and `hparam_metrics`, in TensorBoard's HParams tab, so that it compares all trials.
 
     storage: a storage URL, `optuna.storages` object or None for the storage of the sweep that launched this run
         (read from Hydra's runtime config, so a password in it never enters the run's own config).
     pruner: the study's pruner (None: never prune); pruners are not stored with a study, so each run gets it.
     """
-
-    # litlab.utils.log_hyperparameters leaves TensorBoard's HParams summary of the run to this callback.
-    writes_hparams_summary = True
 
     def __init__(
         self,
@@ -66,17 +60,3 @@ class OptunaTrialCallback(PyTorchLightningPruningCallback):
     @property
     def trial(self) -> optuna.trial.Trial:
         return self._trial
-
-    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        super().on_fit_start(trainer, pl_module)
-        if trainer.is_global_zero:
-            self._tag_tensorboard(trainer)
-
-    def _tag_tensorboard(self, trainer: Trainer) -> None:
-        trial = self.trial
-        params: dict[str, Any] = {"optuna/trial": trial.number, "optuna/study": trial.study.study_name}
-        params.update({f"optuna/{name}": value for name, value in trial.params.items()})
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.log_hyperparams(params)
-                write_hparams_summary(logger, params, self.hparam_metrics)
