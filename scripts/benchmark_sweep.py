@@ -1,20 +1,23 @@
 """Trials per minute of one fixed Optuna search with 1 and with 2 asynchronous workers.
 
-The search (hparams_search=mnist_cnn by default: TPE with a fixed seed, no pruner, small trials) runs once per
-worker count, each as its own `train.py -m` command with `hydra/launcher=joblib` and its own study. The first run
+The search (hparams_search=mnist_cnn by default: TPE with a fixed seed, no pruner, small trials) runs --repeats
+times per worker count, each as its own `train.py -m` command with `hydra/launcher=joblib` and its own study. The first run
 samples its trials; every later run gets the same parameters queued in its study (Optuna's enqueue_trial), so all
 runs train the same networks. The machine's threads are split between the workers
 (`hydra.sweeper.threads_per_worker`), so every run gets the same CPU. Printed last, as name=value lines: each run's
-trials per minute (finished trials over the command's wall time, start-up included), their ratio, the mean
-duration of a trial, and the load average of the machine meanwhile (other jobs on a shared machine skew it).
+trials per minute (finished trials over the command's wall time, start-up included) and mean duration of a trial,
+medians over --repeats runs taken in alternating order, their ratio, and the machine's load average before and
+after (other jobs on a shared machine skew every figure).
 
     python scripts/benchmark_sweep.py                       # 12 trials on the MNIST subset, 1 vs 2 workers
+    python scripts/benchmark_sweep.py --threads-per-worker 1  # every worker one thread (1 core vs 2)
     python scripts/benchmark_sweep.py --workers 1 4 --threads 4 --trials 20 -- trainer=gpu   # sharing one GPU
 Arguments after `--` are passed on to every `train.py` run.
 """
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -46,9 +49,8 @@ SMALL_MNIST = [
 ]
 
 
-def run(workers: int, args: argparse.Namespace, extra: list[str], replay: list[dict] | None) -> dict[str, float]:
+def run(workers: int, name: str, args: argparse.Namespace, extra: list[str], replay: list[dict] | None) -> dict:
     """One sweep with `workers` workers (running the `replay` parameters when given); returns its figures."""
-    name = f"workers_{workers}"
     storage = f"sqlite:///{args.out / 'studies.db'}"
     if replay:
         queued = optuna.create_study(study_name=name, storage=storage, direction="maximize")
@@ -61,7 +63,7 @@ def run(workers: int, args: argparse.Namespace, extra: list[str], replay: list[d
         f"hparams_search={args.search}",
         "hydra/launcher=joblib",
         f"hydra.sweeper.n_jobs={workers}",
-        f"hydra.sweeper.threads_per_worker={max(1, args.threads // workers)}",
+        f"hydra.sweeper.threads_per_worker={args.threads_per_worker or max(1, args.threads // workers)}",
         f"hydra.sweeper.n_trials={args.trials}",
         "hydra.sweeper.timeout=null",
         "hydra.sweeper.pruner=null",
@@ -98,6 +100,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare")
     parser.add_argument("--trials", type=int, default=12, help="trials per run")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads shared by workers")
+    parser.add_argument(
+        "--threads-per-worker", type=int, default=None, help="torch threads of every worker (default: --threads split)"
+    )
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each worker count (medians are printed)")
     parser.add_argument("--search", default="mnist_cnn", help="the hparams_search config")
     parser.add_argument("--seed", type=int, default=1234, help="the sampler's seed")
     parser.add_argument("--data", type=Path, default=DATA, help="the MNIST folder (paths.data_dir)")
@@ -108,18 +114,23 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     (args.out / "studies.db").unlink(missing_ok=True)
 
     load_before = os.getloadavg()[0]
-    results: dict[int, dict] = {}
-    for workers in args.workers:
-        replay = results[args.workers[0]]["params"] if results else None
-        results[workers] = run(workers, args, extra, replay)
+    # Runs alternate (1 2, then 2 1, ...), so that a change in the machine's load weighs on every count alike.
+    runs: dict[int, list[dict]] = {workers: [] for workers in args.workers}
+    replay = None
+    for repeat in range(args.repeats):
+        for workers in args.workers if repeat % 2 == 0 else args.workers[::-1]:
+            result = run(workers, f"workers_{workers}_run{repeat}", args, extra, replay)
+            replay = replay or result["params"]
+            runs[workers].append(result)
+            print(f"{workers} worker(s): {result['finished']} trials in {result['seconds']:.0f} s", flush=True)
     figures: dict[str, float] = {}
-    for workers, result in results.items():
-        print(f"{workers} worker(s): {result['finished']} trials in {result['seconds']:.0f} s")
-        figures[f"workers_{workers}_seconds"] = round(result["seconds"], 1)
-        figures[f"workers_{workers}_trials_per_min"] = round(result["per_minute"], 2)
-        figures[f"workers_{workers}_mean_trial_s"] = round(result["mean_trial_s"], 1)
+    for workers, results in runs.items():
+        figures[f"workers_{workers}_trials_per_min"] = round(statistics.median(r["per_minute"] for r in results), 2)
+        figures[f"workers_{workers}_mean_trial_s"] = round(statistics.median(r["mean_trial_s"] for r in results), 1)
     first, last = args.workers[0], args.workers[-1]
-    figures[f"speedup_{last}_vs_{first}"] = round(results[last]["per_minute"] / results[first]["per_minute"], 2)
+    figures[f"speedup_{last}_vs_{first}"] = round(
+        figures[f"workers_{last}_trials_per_min"] / figures[f"workers_{first}_trials_per_min"], 2
+    )
     figures["load_average_1min_before"] = round(load_before, 2)
     figures["load_average_1min_after"] = round(os.getloadavg()[0], 2)
     figures["cpu_cores"] = os.cpu_count() or 1
