@@ -1,12 +1,12 @@
 """Trials per minute of one fixed Optuna search with 1 and with 2 asynchronous workers.
 
 The search (hparams_search=mnist_cnn by default: TPE with a fixed seed, no pruner, small trials) runs --repeats
-times per worker count, each as its own `train.py -m` command with `hydra/launcher=joblib` and its own study. The first run
-samples its trials; every later run gets the same parameters queued in its study (Optuna's enqueue_trial), so all
-runs train the same networks. The machine's threads are split between the workers
-(`hydra.sweeper.threads_per_worker`), so every run gets the same CPU. Printed last, as name=value lines: each run's
-trials per minute (finished trials over the command's wall time, start-up included) and mean duration of a trial,
-medians over --repeats runs taken in alternating order, their ratio, and the machine's load average before and
+times per worker count, each as its own `train.py -m` command with `hydra/launcher=joblib` and its own study.
+The first run samples its trials; every later run gets the same parameters queued in its study (Optuna's
+enqueue_trial), so all runs train the same networks. The machine's threads are split between the workers
+(`hydra.sweeper.threads_per_worker`), so every run gets the same CPU. Printed last, as name=value lines: each
+count's trials per minute (finished trials over the command's wall time, start-up included) and mean duration
+of a trial, medians over the runs (taken in alternating order), their ratio, and the machine's load average before and
 after (other jobs on a shared machine skew every figure).
 
     python scripts/benchmark_sweep.py                       # 12 trials on the MNIST subset, 1 vs 2 workers
