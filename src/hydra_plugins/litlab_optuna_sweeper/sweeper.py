@@ -134,6 +134,7 @@ class LitlabOptunaSweeper(Sweeper):
         return [getattr(d, "name", str(d)) for d in directions]
 
     def sweep(self, arguments: list[str]) -> None:
+        from litlab.search.directions import check_directions
         from litlab.search.errors import SweepError
         from litlab.search.space import grid_choices, parse_search_space, quote
         from litlab.search.storage import Liveness, build_storage, describe, open_study
@@ -156,6 +157,7 @@ class LitlabOptunaSweeper(Sweeper):
         directions = self._directions()
         storage = build_storage(spec, sweep_dir, liveness)
         study = open_study(storage, self.study_name, directions)
+        check_directions(study, directions)
         before = study.get_trials(deepcopy=False)
         launcher = str(self.config.hydra.launcher.get("_target_"))
         if launcher == BASIC_LAUNCHER and self.n_jobs > 1:
