@@ -261,3 +261,32 @@ def test_a_silent_trial_is_failed_and_queued_again_with_its_parameters(kind, tmp
     # the next ask runs the retry, with the lost trial's parameters
     assert study.ask(space).params == silent.params
     assert not counts(study.get_trials()[silent.number])
+
+
+@pytest.mark.slow
+def test_three_workers_on_one_postgresql_study(request, tmp_path, monkeypatch):
+    # Three joblib workers on one study in a real PostgreSQL server (tests/helpers/postgres.py), its URL
+    # given through the environment only.
+    try:
+        postgres_url = request.getfixturevalue("postgres_url")
+    except pytest.FixtureLookupError:
+        pytest.skip("the postgres_url fixture (a PostgreSQL server from pgserver) is not part of this checkout")
+    monkeypatch.setenv("LITLAB_TEST_STORAGE", postgres_url)
+    run_sweep(
+        [
+            *PRUNED_SEARCH,
+            "model.net.dropout=choice(0.0,0.25,0.5)",
+            "hydra/launcher=joblib",
+            "hydra.sweeper.n_jobs=3",
+            "hydra.sweeper.n_trials=6",
+            "hydra.sweeper.study_name=postgres",
+            "hydra.sweeper.storage=${oc.env:LITLAB_TEST_STORAGE}",
+        ],
+        tmp_path / "sweep",
+        monkeypatch,
+    )
+    trials = optuna.load_study(study_name="postgres", storage=postgres_url).get_trials()
+    assert sorted(t.number for t in trials) == list(range(6))
+    assert {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
+    assert all(t.state.name == "PRUNED" for t in trials if t.params["model.optimizer.lr"] < 1e-4)
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2  # several worker processes at once
