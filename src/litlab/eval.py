@@ -1,23 +1,20 @@
-"""The recipe of an evaluation: `python eval.py ckpt_path=PATH [data=NAME ...]`."""
+"""The recipe of an evaluation: `python eval.py ckpt_path=PATH [data=NAME ...]`.
+
+The `@hydra.main` lives in the root eval.py, which imports this module only once the run starts.
+"""
 
 from typing import Any
 
-import hydra
 from hydra.utils import get_class, instantiate
 from lightning import LightningDataModule, LightningModule, Trainer
 from omegaconf import DictConfig
 
-from litlab import CONFIG_DIR
-from litlab.utils import (
-    RankedLogger,
-    extras,
-    instantiate_callbacks,
-    instantiate_loggers,
-    log_hyperparameters,
-    task_wrapper,
-)
+from litlab import speed
 from litlab.utils.checkpoint import CheckpointError, load_checkpoint
-from litlab.utils.whitelist import EXECUTION_WHITELIST
+from litlab.utils.instantiators import instantiate_callbacks, instantiate_loggers
+from litlab.utils.logging_utils import log_hyperparameters
+from litlab.utils.pylogger import RankedLogger
+from litlab.utils.utils import extras, task_wrapper
 
 log = RankedLogger(__name__)
 
@@ -37,6 +34,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Tests a checkpoint on the test split; the model (and, unless `data=` is given, the data) come from it."""
     if not cfg.get("ckpt_path"):
         raise ValueError("No checkpoint given: pass ckpt_path=<run dir>/checkpoints/<file>.ckpt.")
+    speed.apply(cfg.get("speedups", True))
     checkpoint = load_checkpoint(cfg.ckpt_path)
     record = checkpoint.get("litlab") or {}
 
@@ -55,7 +53,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     # Callbacks that act on the test run, e.g. Grad-CAM: `python eval.py ckpt_path=... +callbacks=gradcam`.
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     logger = instantiate_loggers(cfg.get("logger"))
-    trainer: Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger or False)
+    trainer: Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=logger or False, **speed.trainer_kwargs(cfg)
+    )
     object_dict = {"cfg": cfg, "datamodule": datamodule, "model": model, "logger": logger, "trainer": trainer}
     if logger:
         log_hyperparameters(object_dict)
@@ -65,11 +65,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return dict(trainer.callback_metrics), object_dict
 
 
-@hydra.main(config_path=str(CONFIG_DIR), config_name="eval.yaml", execution_whitelist=EXECUTION_WHITELIST)
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> None:
+    """What `python eval.py` runs: extras, then `evaluate`."""
     extras(cfg)
     evaluate(cfg)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,6 +1,7 @@
 """Running `python train.py -m ...` sweeps in tests: in this process, or as separate processes."""
 
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -31,11 +32,9 @@ def sweep_args(overrides: list[str], sweep_dir: Path) -> list[str]:
 
 def run_sweep(overrides: list[str], sweep_dir: Path, monkeypatch) -> None:
     """Runs `python train.py -m <overrides>` in this process (the default launcher runs trials in-process too)."""
-    from litlab.train import main
-
     GlobalHydra.instance().clear()
     monkeypatch.setattr(sys, "argv", ["train.py", *sweep_args(overrides, sweep_dir)])
-    main()
+    runpy.run_path(str(ROOT_DIR / "train.py"), run_name="__main__")
     GlobalHydra.instance().clear()
 
 

@@ -6,6 +6,7 @@ from lightning import LightningModule
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from litlab.speed import FastHookNames
 from litlab.utils.whitelist import NET_WHITELIST
 
 
@@ -31,20 +32,11 @@ def build_net(spec: nn.Module | Mapping[str, Any]) -> nn.Module:
     return instantiate(dict(spec), _execution_whitelist_=NET_WHITELIST)
 
 
-class LitlabModule(LightningModule):
+class LitlabModule(FastHookNames, LightningModule):
     """Base of litlab's LightningModules: records in each checkpoint which classes rebuild the run.
 
     `eval.py` reads this record, so `python eval.py ckpt_path=...` needs no other configuration.
     """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning records the running hook's name on the module twice per hook call, some forty times a
-        # training step; nn.Module.__setattr__ checks every assignment for parameters, buffers and submodules
-        # (about 1 us each), which a small network pays as a few percent of its step. The name is a plain string.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None

@@ -1,17 +1,5 @@
-from litlab.utils.instantiators import instantiate_callbacks, instantiate_loggers
-from litlab.utils.logging_utils import log_hyperparameters
-from litlab.utils.pylogger import RankedLogger
-from litlab.utils.rich_utils import enforce_tags, print_config_tree
-from litlab.utils.utils import extras, get_metric_value, task_wrapper
+"""Small helpers of the task functions: instantiation, logging, config printing, the task wrapper.
 
-__all__ = [
-    "RankedLogger",
-    "enforce_tags",
-    "extras",
-    "get_metric_value",
-    "instantiate_callbacks",
-    "instantiate_loggers",
-    "log_hyperparameters",
-    "print_config_tree",
-    "task_wrapper",
-]
+Import from the submodules (`from litlab.utils.utils import extras`): the package itself stays empty so that
+light modules (the logger, the execution whitelist) load without Lightning.
+"""
