@@ -74,101 +74,57 @@ def test_config_commands_import_neither_torch_nor_lightning():
         assert result["heavy"] == [], f"`{command}` imported {result['heavy']}"
 
 
-def _complete(setup: list[str], lines: list[str], env: dict[str, str]) -> list[list[str]]:
-    """Runs `setup` in bash, then completes each command line as a TAB at its end would; the completions of each."""
-    script = [*setup]
-    for number, line in enumerate(lines):
-        words = line.split()
-        # As bash sets them for a TAB at the end of the line (Hydra's script removes `=` from the word breaks).
-        script += [
-            f"COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}",
-            f"COMP_WORDS=({line}); COMP_CWORD={len(words) - 1}; COMPREPLY=()",
-            # the function that `complete -p` registered for the command, as bash would call it
-            f"$(complete -p {words[0]} | sed -E 's/.* -F ([^ ]+) .*/\\1/')",
-            f'echo "{number}: ${{COMPREPLY[*]}}"',
-        ]
-    done = subprocess.run(
-        ["bash", "-c", "\n".join(script)], cwd=ROOT_DIR, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    replies = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
-    return [replies.get(str(number), "").split() for number in range(len(lines))]
-
-
 def _activated(*bin_dirs: Path) -> dict[str, str]:
     """The environment of a shell with `bin_dirs` first on PATH, as in an activated virtualenv."""
     return {**os.environ, "PATH": os.pathsep.join([*map(str, bin_dirs), os.environ["PATH"]])}
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
-def test_hydra_bash_completion_completes_every_entry_file():
-    setup = ['eval "$(python train.py -sc install=bash)"']  # the README's line
-    lines = [f"python {entry} experiment=mn" for entry in ENTRY_FILES]
-    completions = _complete(setup, lines, _activated(Path(sys.executable).parent))
-    for line, words in zip(lines, completions, strict=True):
-        assert "experiment=mnist_cnn" in words, f"{line}: {words}"
-        assert all(word.startswith("experiment=mn") for word in words)
+def _assert_completes(shell: list[str], script: list[str], lines: list[str], bin_dirs: list[Path]) -> None:
+    """Runs `script` in `shell`; it prints `== <line>` and then the completions of `line`, one a line.
 
-
-@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
-def test_hydra_completion_completes_every_entry_file_in_zsh():
-    # zsh runs Hydra's bash function through bashcompinit. Its `_bash_complete` wrapper needs a live line
-    # editor for its final `compadd`, so this sets what the wrapper sets and calls its `compgen` as it does.
-    script = [
-        "autoload -Uz compinit bashcompinit && compinit -u -D && bashcompinit",
-        'eval "$(python train.py -sc install=bash)"',
-    ]
-    lines = [f"python {entry} experiment=mn" for entry in ENTRY_FILES]
-    for line in lines:
-        script += [
-            f"words=({line}); CURRENT=${{#words}}",
-            'COMP_LINE="$words"; COMP_POINT=${#COMP_LINE}; COMP_CWORD=$((CURRENT - 1)); COMP_WORDS=("${words[@]}")',
-            f'echo "== {line}"',
-            'eval "compgen ${_comps[python]#_bash_complete } -- ${words[CURRENT]}"',
-        ]
+    Each line ends with `experiment=mn`: its completions must hold `experiment=mnist_cnn` and nothing else
+    than options of the experiment group.
+    """
     done = subprocess.run(
-        ["zsh", "-f", "-c", "\n".join(script)],
+        [*shell, "\n".join(script)],
         cwd=ROOT_DIR,
-        env=_activated(Path(sys.executable).parent),
+        env=_activated(*bin_dirs),
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    completions = _listed(done.stdout)
-    for line in lines:
-        assert "experiment=mnist_cnn" in completions.get(line, []), f"{line}: {completions.get(line)}"
-
-
-def _listed(stdout: str) -> dict[str, list[str]]:
-    """Completions printed one a line (fish adds a tab and a description) under `== <command line>` headers."""
     completions: dict[str, list[str]] = {}
     current: list[str] = []
-    for out in stdout.splitlines():
+    for out in done.stdout.splitlines():
         if out.startswith("== "):
             current = completions.setdefault(out[3:], [])
-        else:
-            current.append(out.split("\t")[0])
-    return completions
+        elif out:
+            current.append(out.split("\t")[0])  # fish adds a tab and a description
+    for line in lines:
+        words = completions.get(line, [])
+        assert "experiment=mnist_cnn" in words, f"`{line}<TAB>` gave {words}"
+        assert all(word.startswith("experiment=mn") for word in words), f"`{line}<TAB>` gave {words}"
+
+
+def _bash_tabs(lines: list[str]) -> list[str]:
+    """Bash commands that press TAB at the end of each line: the variables bash sets, then the function that
+    `complete -p` registered for the command (Hydra's script removes `=` from the word breaks)."""
+    script = []
+    for line in lines:
+        words = line.split()
+        script += [
+            f"COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}",
+            f"COMP_WORDS=({line}); COMP_CWORD={len(words) - 1}; COMPREPLY=()",
+            f"$(complete -p {words[0]} | sed -E 's/.* -F ([^ ]+) .*/\\1/')",
+            f'echo "== {line}"; printf "%s\\n" "${{COMPREPLY[@]}}"',
+        ]
+    return script
 
 
 def _console_scripts() -> dict[str, str]:
     tomllib = pytest.importorskip("tomllib")
     return tomllib.loads((ROOT_DIR / "pyproject.toml").read_text())["project"]["scripts"]
-
-
-def test_every_entry_file_has_its_console_script():
-    assert set(_console_scripts()) == {f"litlab-{Path(entry).stem}" for entry in ENTRY_FILES}
-
-
-@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
-def test_hydra_bash_completion_completes_the_console_scripts(tmp_path):
-    names = _write_console_scripts(tmp_path)
-    setup = [f'eval "$({name} -sc install=bash)"' for name in names]
-    lines = [f"{name} experiment=mn" for name in names]
-    completions = _complete(setup, lines, _activated(tmp_path))
-    for line, words in zip(lines, completions, strict=True):
-        assert "experiment=mnist_cnn" in words, f"{line}: {words}"
 
 
 def _write_console_scripts(bin_dir: Path) -> list[str]:
@@ -184,23 +140,52 @@ def _write_console_scripts(bin_dir: Path) -> list[str]:
     return sorted(_console_scripts())
 
 
+PYTHON_BIN = Path(sys.executable).parent  # `python` on PATH is this environment's
+ENTRY_LINES = [f"python {entry} experiment=mn" for entry in ENTRY_FILES]
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_hydra_bash_completion_completes_every_entry_file():
+    setup = ['eval "$(python train.py -sc install=bash)"']  # the README's line
+    _assert_completes(["bash", "-c"], setup + _bash_tabs(ENTRY_LINES), ENTRY_LINES, [PYTHON_BIN])
+
+
+@pytest.mark.skipif(shutil.which("zsh") is None, reason="zsh is not installed")
+def test_hydra_completion_completes_every_entry_file_in_zsh():
+    # zsh runs Hydra's bash function through bashcompinit. Its `_bash_complete` wrapper needs a live line
+    # editor for its final `compadd`, so this sets what the wrapper sets and calls its `compgen` as it does.
+    script = [
+        "autoload -Uz compinit bashcompinit && compinit -u -D && bashcompinit",
+        'eval "$(python train.py -sc install=bash)"',
+    ]
+    for line in ENTRY_LINES:
+        script += [
+            f"words=({line}); CURRENT=${{#words}}",
+            'COMP_LINE="$words"; COMP_POINT=${#COMP_LINE}; COMP_CWORD=$((CURRENT - 1)); COMP_WORDS=("${words[@]}")',
+            f'echo "== {line}"',
+            'eval "compgen ${_comps[python]#_bash_complete } -- ${words[CURRENT]}"',
+        ]
+    _assert_completes(["zsh", "-f", "-c"], script, ENTRY_LINES, [PYTHON_BIN])
+
+
+def test_every_entry_file_has_its_console_script():
+    assert set(_console_scripts()) == {f"litlab-{Path(entry).stem}" for entry in ENTRY_FILES}
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_hydra_bash_completion_completes_the_console_scripts(tmp_path):
+    names = _write_console_scripts(tmp_path)
+    setup = [f'eval "$({name} -sc install=bash)"' for name in names]
+    lines = [f"{name} experiment=mn" for name in names]
+    _assert_completes(["bash", "-c"], setup + _bash_tabs(lines), lines, [tmp_path])
+
+
 @pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
 def test_hydra_fish_completion_completes_entry_files_and_console_scripts(tmp_path):
     names = _write_console_scripts(tmp_path)
     # Hydra's fish script registers `python FILE` for the one file that printed it: one line per entry file.
     setup = [f"python {entry} -sc install=fish | source" for entry in ENTRY_FILES]
     setup += [f"{name} -sc install=fish | source" for name in names]
-    lines = [f"python {entry} experiment=mn" for entry in ENTRY_FILES] + [f"{name} experiment=mn" for name in names]
+    lines = ENTRY_LINES + [f"{name} experiment=mn" for name in names]
     script = setup + [f'echo "== {line}"; complete -C "{line}"' for line in lines]
-    done = subprocess.run(
-        ["fish", "-c", "\n".join(script)],
-        cwd=ROOT_DIR,
-        env=_activated(tmp_path, Path(sys.executable).parent),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    completions = _listed(done.stdout)
-    for line in lines:
-        assert "experiment=mnist_cnn" in completions.get(line, []), f"{line}: {completions.get(line)}"
+    _assert_completes(["fish", "-c"], script, lines, [tmp_path, PYTHON_BIN])
