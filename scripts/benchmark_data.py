@@ -21,7 +21,6 @@ epoch-time ratios `speedup_vs_torchvision` (torchvision / litlab), `overhead_vs_
 """
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,6 +36,7 @@ from torchvision.datasets import MNIST
 
 from litlab import speed
 from litlab.data import MNISTDataModule
+from litlab.data.synthetic import write_mnist
 from litlab.models import ImageClassifier
 from litlab.models.nets import MLP
 
@@ -175,9 +175,6 @@ def main() -> None:
 
     data_dir = args.data_dir or (SHARED_MNIST if SHARED_MNIST.exists() else None)
     if data_dir is None:
-        sys.path.insert(0, str(ROOT))
-        from tests.helpers.datasets import write_mnist
-
         data_dir = write_mnist(Path(tempfile.mkdtemp()), n_train=14_000, n_test=1_000)
         print(f"real MNIST not found: using generated MNIST in {data_dir}")
     dataset = MNIST(str(data_dir), train=True)

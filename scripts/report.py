@@ -2,17 +2,14 @@
 
 Writes report.md (the Markdown table, also printed) and confusion_matrices.png into the sweep folder, and
 both to TensorBoard under <sweep>/report. Without an argument it reports the newest folder of
-logs/train/multiruns.
+logs/train/multiruns. A command line over `litlab.reports.study`.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from litlab import ROOT_DIR  # noqa: E402
-from litlab.utils.report import write_report  # noqa: E402
+from litlab import ROOT_DIR
+from litlab.reports.study import write_report
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,7 +22,10 @@ def main(argv: list[str] | None = None) -> None:
         if not multiruns:
             parser.error("no sweep folder given and logs/train/multiruns is empty: pass the sweep folder.")
         sweep_dir = multiruns[-1]
-    paths = write_report(sweep_dir)
+    try:
+        paths = write_report(sweep_dir)
+    except (FileNotFoundError, ValueError) as err:
+        parser.exit(1, f"{err}\n")
     print(paths["table"].read_text())
     for kind, path in paths.items():
         print(f"{kind}: {path}")

@@ -4,7 +4,8 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from torchvision.datasets import CIFAR10, CIFAR100
 
-from tests.helpers.datasets import patch_cifar_checksums, write_cifar, write_mnist
+from litlab.data.synthetic import write_mnist
+from tests.helpers.datasets import patch_cifar_checksums, write_cifar
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-subset"
 

@@ -19,6 +19,7 @@ from litlab.models.gan_eval import ClassifierJudge, GenerationMetrics, load_judg
 from litlab.models.nets import CNN, ConditionalDiscriminator, ConditionalGenerator, PatchDiscriminator, ResnetGenerator
 from litlab.train import train
 from litlab.utils.checkpoint import CheckpointError
+from litlab.utils.pixels import TANH
 from tests.helpers.config import eval_config, train_config
 
 TINY_G = {"_target_": "litlab.models.nets.ConditionalGenerator", "latent_dim": 8, "base_channels": 8}
@@ -241,7 +242,7 @@ def test_generation_metrics_compute_and_mean_something(judge_ckpt, mnist_root):
 
 
 def test_judge_reads_penultimate_features_of_any_classifier():
-    judge = ClassifierJudge(CNN(image_size=28, dense_units=[24]), mean=(0.5,), std=(0.5,))
+    judge = ClassifierJudge(CNN(image_size=28, dense_units=[24]), TANH)
     judge.train()
     assert not judge.training  # stays in eval mode inside a module in training
     assert judge.features(torch.zeros(3, 1, 28, 28)).shape == (3, 24)

@@ -13,7 +13,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from litlab.models.base import LitlabModule, build_net, plain
+from litlab.models.base import LitlabModule, build_net
 from litlab.models.optim import configure
 from litlab.utils.figures import confusion_matrix_figure, log_figure
 
@@ -57,21 +57,7 @@ class ImageClassifier(LitlabModule):
         class_names: list[str] | None = None,
     ):
         super().__init__()
-        net, optimizer, scheduler = plain(net), plain(optimizer) or {"name": "adam"}, plain(scheduler)
-        self.save_hyperparameters(
-            {
-                "net": net,
-                "optimizer": optimizer,
-                "scheduler": scheduler,
-                "label_smoothing": label_smoothing,
-                "compile": compile,
-                "class_names": plain(class_names),
-            },
-            logger=False,
-        )
-        if isinstance(net, nn.Module):
-            # A module cannot go into the checkpoint's plain hyperparameters: pass it again when loading.
-            self.hparams.pop("net")
+        net = self.save_settings(default_optimizer={"name": "adam"})["net"]
         self.net = build_net(net)
         num_classes = getattr(self.net, "num_classes", None)
         if not isinstance(num_classes, int):
@@ -106,6 +92,7 @@ class ImageClassifier(LitlabModule):
                 f"The network predicts {self.num_classes} classes but the data has {data_classes}: "
                 "set model.net.num_classes to match."
             )
+        self.share_pixels()
         if self.hparams.compile and stage == "fit":
             self.net = torch.compile(self.net)
 

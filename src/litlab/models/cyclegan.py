@@ -10,12 +10,10 @@ from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from litlab.models.base import LitlabModule, build_net, plain
+from litlab.models.base import LitlabModule, build_net
 from litlab.models.gan_eval import ClassifierJudge, check_judge_path, load_judge
-from litlab.models.optim import build_optimizer
+from litlab.models.optim import GAN_ADAM, build_optimizer
 from litlab.utils.figures import image_grid, log_image
-
-GAN_ADAM = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
 
 
 class ImagePool:
@@ -136,29 +134,10 @@ class CycleGAN(LitlabModule):
         grid_images: int = 8,
     ):
         super().__init__()
-        generator, discriminator = plain(generator), plain(discriminator)
-        self.save_hyperparameters(
-            {
-                "generator": generator,
-                "discriminator": discriminator,
-                "optimizer": plain(optimizer) or dict(GAN_ADAM),
-                "lambda_cycle": lambda_cycle,
-                "lambda_identity": lambda_identity,
-                "use_identity": use_identity,
-                "pool_size": pool_size,
-                "lr_constant_epochs": lr_constant_epochs,
-                "lr_decay_epochs": lr_decay_epochs,
-                "classifier_ckpt": classifier_ckpt,
-                "grid_images": grid_images,
-            },
-            logger=False,
-        )
-        for name, net in (("generator", generator), ("discriminator", discriminator)):
-            if isinstance(net, nn.Module):
-                self.hparams.pop(name)
+        args = self.save_settings(default_optimizer=GAN_ADAM)
         self.automatic_optimization = False
-        self.g_ab, self.g_ba = self._build_pair(generator)
-        self.d_a, self.d_b = self._build_pair(discriminator)
+        self.g_ab, self.g_ba = self._build_pair(args["generator"])
+        self.d_a, self.d_b = self._build_pair(args["discriminator"])
         if use_identity and self.g_ab.in_channels != self.g_ab.out_channels:
             raise ValueError(
                 "The identity loss needs domains with the same number of channels: set model.use_identity=false."

@@ -10,6 +10,7 @@ from litlab.models.base import build_net, plain
 from litlab.models.classifier import ImageClassifier
 from litlab.models.nets.resnet import pin_weights
 from litlab.utils.checkpoint import CheckpointError, load_checkpoint
+from litlab.utils.pixels import checkpoint_pixels
 from litlab.utils.pylogger import RankedLogger
 
 log = RankedLogger(__name__)
@@ -48,6 +49,10 @@ def load_teacher(ckpt_path: str) -> tuple[nn.Module, dict[str, Any]]:
         if key.startswith("net.")
     }
     net.load_state_dict(state)
+    pixels = checkpoint_pixels(checkpoint)
+    if pixels is not None and hasattr(net, "set_input_pixels"):
+        # Until the student's datamodule (the same data) says otherwise at setup, the teacher's own.
+        net.set_input_pixels(pixels.mean, pixels.std)
     return net, spec
 
 
