@@ -1,4 +1,5 @@
-"""Console scripts: `litlab-train` and `litlab-eval` run the entry files in the repository root.
+"""Console scripts: `litlab-train`, `litlab-eval`, `litlab-predict` and `litlab-export` run the entry files in
+the repository root.
 
 The entry files hold the `@hydra.main`s, where Hydra's completion of `python train.py ...` looks for them; these
 commands run the same files as `python train.py` does, so both spellings compose the same configs and name
@@ -24,3 +25,13 @@ def train() -> None:
 def evaluate() -> None:
     """`litlab-eval [overrides]`: `python eval.py [overrides]` from anywhere."""
     _run("eval.py")
+
+
+def predict() -> None:
+    """`litlab-predict [overrides]`: `python predict.py [overrides]` from anywhere."""
+    _run("predict.py")
+
+
+def export() -> None:
+    """`litlab-export [overrides]`: `python export.py [overrides]` from anywhere."""
+    _run("export.py")

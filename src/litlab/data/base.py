@@ -1,7 +1,7 @@
 """In-memory image datamodules: the whole dataset as uint8 tensors, batches served by indexing."""
 
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from lightning import LightningDataModule
@@ -88,6 +88,8 @@ class InMemoryImageDataModule(LightningDataModule):
 
     num_classes: int
     pixels: PixelConvention
+    # the classes' names, in label order (None: their numbers); recorded in checkpoints for predict.py
+    class_names: Sequence[str] | None = None
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ class _CIFARDataModule(InMemoryImageDataModule):
                 f"{cls.__name__} {action} ({type(err).__name__}): place {', '.join(names)} from {cls.filename} "
                 f"in {folder}, or set paths.data_dir to the folder that holds {cls.base_folder}/."
             ) from None
+        self.class_names = tuple(dataset.classes)  # read from the dataset's own meta file
         images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
         return images, torch.tensor(dataset.targets, dtype=torch.long)
 

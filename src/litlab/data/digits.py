@@ -15,6 +15,7 @@ class DigitsDataModule(InMemoryImageDataModule):
 
     num_classes = 10
     pixels = PixelConvention(mean=(0.3054,), std=(0.3760,))
+    class_names = tuple(str(digit) for digit in range(10))
 
     def __init__(self, test_fraction: float = 0.2, augment: bool = False, hflip: bool = False, **kwargs):
         if not test_fraction:

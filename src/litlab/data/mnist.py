@@ -12,6 +12,7 @@ class MNISTDataModule(InMemoryImageDataModule):
 
     num_classes = 10
     pixels = PixelConvention(mean=(0.1307,), std=(0.3081,))
+    class_names = tuple(MNIST.classes)
     files = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
     def __init__(self, augment: bool = False, hflip: bool = False, crop_padding: int = 2, **kwargs):

@@ -9,6 +9,7 @@ from torch import nn
 
 from litlab.models.optim import check_optimizer, check_scheduler
 from litlab.speed import FastHookNames
+from litlab.utils.checkpoint import litlab_record
 from litlab.utils.pixels import PixelConvention, checkpoint_pixels
 from litlab.utils.whitelist import NET_WHITELIST
 
@@ -38,9 +39,9 @@ def build_net(spec: nn.Module | Mapping[str, Any]) -> nn.Module:
 class LitlabModule(FastHookNames, LightningModule):
     """Base of litlab's LightningModules: records in each checkpoint which classes rebuild the run.
 
-    `eval.py` reads this record, so `python eval.py ckpt_path=...` needs no other configuration. The record
-    also keeps the pixel convention of the training data (`pixels`), so that a checkpoint alone says how to
-    turn images into the model's inputs and back.
+    `eval.py`, `predict.py` and `export.py` read this record (`litlab.utils.checkpoint`), so they need no
+    other configuration. The record also keeps the pixel convention of the training data (`pixels`), so that a
+    checkpoint alone says how to turn images into the model's inputs and back.
     """
 
     _recorded_pixels: PixelConvention | None = None
@@ -84,12 +85,7 @@ class LitlabModule(FastHookNames, LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        pixels = self.pixels
-        checkpoint["litlab"] = {
-            "module": f"{type(self).__module__}.{type(self).__qualname__}",
-            "datamodule": f"{type(datamodule).__module__}.{type(datamodule).__qualname__}" if datamodule else None,
-            "pixels": pixels.record() if pixels else None,
-        }
+        checkpoint["litlab"] = litlab_record(self, datamodule)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._recorded_pixels = checkpoint_pixels(checkpoint)

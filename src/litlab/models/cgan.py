@@ -117,6 +117,10 @@ class ConditionalGAN(LitlabModule):
         if self.trainer.is_global_zero and self.loggers:
             log_image(self.loggers, "samples/fixed_noise", self.sample_grid(), self.current_epoch)
 
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """Images in [-1, 1] of the classes `batch["labels"]`, from fresh noise (seed it for repeatable images)."""
+        return self.sample(batch["labels"])
+
     def on_test_start(self) -> None:
         # Built here, after the checkpoint is restored, so the judge's weights never enter the GAN's state_dict.
         if self.hparams.classifier_ckpt:

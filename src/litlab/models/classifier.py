@@ -166,6 +166,10 @@ class ImageClassifier(LitlabModule):
         self.test_confmat.update(preds, targets)
         self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
 
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """Class probabilities (N, classes) of `batch["images"]`, standardised as the training data were."""
+        return self(batch["images"]).softmax(dim=1)
+
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute(), sync_dist=True)
         self.test_metrics.reset()

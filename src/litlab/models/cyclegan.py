@@ -147,6 +147,7 @@ class CycleGAN(LitlabModule):
         self.test_label_acc: MulticlassAccuracy | None = None
         self.test_cycle_a, self.test_cycle_b = MeanMetric(), MeanMetric()
         self.grid_batch: dict[str, Tensor] | None = None
+        self.predict_direction = "AtoB"
 
     @staticmethod
     def _build_pair(spec: nn.Module | Mapping[str, Any]) -> tuple[nn.Module, nn.Module]:
@@ -234,6 +235,11 @@ class CycleGAN(LitlabModule):
         if self.trainer.is_global_zero and self.loggers and self.grid_batch is not None:
             grid = self.sample_grid(self.grid_batch["A"], self.grid_batch["B"])
             log_image(self.loggers, "samples/cycle", grid, self.current_epoch)
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """`batch["images"]` (in [-1, 1]) translated in the direction `predict_direction`: "AtoB" or "BtoA"."""
+        generator = self.g_ba if self.predict_direction == "BtoA" else self.g_ab
+        return generator(batch["images"])
 
     def on_test_start(self) -> None:
         # Built after the checkpoint is restored, so the judge's weights never enter the CycleGAN's state_dict.

@@ -9,13 +9,14 @@ weights are downloaded; its values are on that classifier's scale, not comparabl
 from pathlib import Path
 
 import torch
-from hydra.utils import get_class
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from litlab.utils.checkpoint import CheckpointError, load_checkpoint
-from litlab.utils.pixels import TANH, PixelConvention, checkpoint_pixels
+from litlab.utils.checkpoint import Checkpoint
+from litlab.utils.pixels import TANH, PixelConvention
+
+JUDGE_OPTION = "model.classifier_ckpt"
 
 
 class ClassifierJudge(nn.Module):
@@ -75,36 +76,21 @@ class PenultimateFeatures(nn.Module):
 
 def check_judge_path(ckpt_path: str | Path) -> None:
     """Fails before training, not after it, when the judge's checkpoint is missing."""
-    if not Path(ckpt_path).expanduser().is_file():
-        raise CheckpointError(
-            f"The classifier checkpoint model.classifier_ckpt='{ckpt_path}' does not exist: train it with "
-            "`python train.py experiment=mnist_cnn hydra.run.dir=logs/mnist_cnn_judge`, point "
-            "model.classifier_ckpt at another one, or set model.classifier_ckpt=null to skip the evaluation."
-        )
+    Checkpoint.require(ckpt_path, JUDGE_OPTION)
 
 
 def load_judge(ckpt_path: str | Path) -> ClassifierJudge:
     """Loads a litlab image-classifier checkpoint (e.g. of `experiment=mnist_cnn`) as a frozen judge.
 
     The network is rebuilt from the checkpoint's own hyperparameters, read with `weights_only=True`; its
-    input convention is the pixel convention the checkpoint recorded (`checkpoint_pixels`).
+    input convention is the pixel convention the checkpoint recorded.
     """
-    checkpoint = load_checkpoint(ckpt_path)
-    record = checkpoint.get("litlab") or {}
-    names = (record.get("module") or "", record.get("datamodule") or "")
-    if not all(name.startswith("litlab.") for name in names):
-        raise CheckpointError(
-            f"Checkpoint '{ckpt_path}' does not name a litlab classifier and datamodule: pass a checkpoint of "
-            "`python train.py experiment=mnist_cnn` as model.classifier_ckpt."
-        )
-    pixels = checkpoint_pixels(checkpoint)
+    checkpoint = Checkpoint.open(ckpt_path, JUDGE_OPTION)
+    net, _ = checkpoint.network()
+    pixels = checkpoint.pixels
     if pixels is None:
-        raise CheckpointError(
-            f"Checkpoint '{ckpt_path}' records no pixel convention (its data are not images): pass a checkpoint of "
-            "`python train.py experiment=mnist_cnn` as model.classifier_ckpt."
-        )
-    classifier = get_class(names[0]).load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
-    return ClassifierJudge(classifier.net, pixels)
+        raise checkpoint.error("records no pixel convention (its data are not images)")
+    return ClassifierJudge(net, pixels)
 
 
 class GenerationMetrics(nn.Module):
