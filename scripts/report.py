@@ -1,14 +1,18 @@
-"""Tabulates a sweep of classifier runs: `python scripts/report.py logs/train/multiruns/<date>`.
+"""Tabulates a sweep of runs: `python scripts/report.py logs/train/multiruns/<date>`.
 
-Writes report.md (the Markdown table, also printed) and confusion_matrices.png into the sweep folder, and
-both to TensorBoard under <sweep>/report. Without an argument it reports the newest folder of
-logs/train/multiruns. A command line over `litlab.reports.study`.
+For classifier runs that wrote results.json (`callbacks=study`), writes report.md (the Markdown table, also
+printed) and confusion_matrices.png into the sweep folder, and both to TensorBoard under <sweep>/report;
+runs that differ only by their seed share a row (mean ± standard deviation). When the sweep holds several
+seeds (`python train.py -m experiment=X seed=1,2,3`), also writes seeds.md: every test metric as mean,
+standard deviation and each seed's value, for any model. Without an argument it reports the newest folder
+of logs/train/multiruns. A command line over `litlab.reports.study` and `litlab.reports.seeds`.
 """
 
 import argparse
 from pathlib import Path
 
 from litlab import ROOT_DIR
+from litlab.reports.seeds import find_seed_runs, seed_table, several_seeds
 from litlab.reports.study import write_report
 
 
@@ -23,12 +27,18 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("no sweep folder given and logs/train/multiruns is empty: pass the sweep folder.")
         sweep_dir = multiruns[-1]
     try:
-        paths = write_report(sweep_dir)
+        seed_runs = find_seed_runs(sweep_dir)
+        if any(sweep_dir.rglob("results.json")):
+            paths = write_report(sweep_dir)
+            print(paths["table"].read_text())
+            for kind, path in paths.items():
+                print(f"{kind}: {path}")
     except (FileNotFoundError, ValueError) as err:
         parser.exit(1, f"{err}\n")
-    print(paths["table"].read_text())
-    for kind, path in paths.items():
-        print(f"{kind}: {path}")
+    if several_seeds(seed_runs):
+        table = seed_table(seed_runs)
+        (sweep_dir / "seeds.md").write_text(table)
+        print(f"\n{table}\nseeds: {sweep_dir / 'seeds.md'}")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,17 @@ def test_report_reads_tensorboard_and_csv_runs(tmp_path):
     assert len(best) == 3 and "alpha=0.50" in best[1]  # the weaker KD trial is dropped
 
 
+def test_kd_report_merges_the_seeds_of_a_kind(tmp_path):
+    net = {"_target_": "litlab.models.nets.ResNet", "arch": "resnet18", "weights": None}
+    student = {"_target_": "litlab.models.DistillationModule", "alpha": 0.5, "tau": 4.0, "net": net}
+    for seed, acc in ((1, 0.90), (2, 0.92), (3, 0.97)):
+        run = fake_run(tmp_path / str(seed), student)
+        with SummaryWriter(run / "tensorboard" / "version_0") as writer:
+            writer.add_scalar("test/acc", acc, 1)
+    (row,) = distillation.report([tmp_path]).splitlines()[2:]
+    assert row.startswith("| student, KD (alpha=0.50, tau=4.0) [3 seeds] | resnet18 | 0.9300 ± 0.0361 |")
+
+
 def test_kd_report_script_writes_the_table_and_explains_an_empty_folder(tmp_path):
     out = tmp_path / "kd.md"
     script = [sys.executable, "scripts/kd_report.py"]

@@ -16,6 +16,7 @@ from litlab.callbacks import trial_callbacks
 from litlab.utils.instantiators import instantiate_callbacks, instantiate_loggers
 from litlab.utils.logging_utils import log_hyperparameters
 from litlab.utils.pylogger import RankedLogger
+from litlab.utils.resume import resolve_last_checkpoint
 from litlab.utils.summary import print_run_summary
 from litlab.utils.utils import extras, get_metric_value, task_wrapper
 
@@ -26,6 +27,7 @@ log = RankedLogger(__name__)
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Trains the model, then tests the best checkpoint; returns the metrics and the objects it built."""
     speed.apply(cfg.get("speedups", True))
+    resolve_last_checkpoint(cfg)  # ckpt_path=last: the newest last.ckpt of this task and experiment
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 

@@ -73,6 +73,7 @@ class ImageClassifier(LitlabModule):
         self.val_confmat = MulticlassConfusionMatrix(num_classes)
         self.test_confmat = MulticlassConfusionMatrix(num_classes)
         self.val_acc_best = MaxMetric()
+        self._resumed_acc_best: float | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -103,10 +104,21 @@ class ImageClassifier(LitlabModule):
         return loss, logits.argmax(dim=1), y
 
     def on_train_start(self) -> None:
-        # A fresh best value: the sanity check's validation must not count.
+        # A fresh best value: the sanity check's validation must not count; a resumed run carries its best on.
         self.val_acc_best.reset()
+        if self._resumed_acc_best is not None:
+            self.val_acc_best.update(torch.tensor(self._resumed_acc_best))
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         self.log("model/params_trainable", float(trainable), rank_zero_only=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        # torchmetrics keep their states out of the state_dict, so the best value travels beside it.
+        checkpoint["val_acc_best"] = self.val_acc_best.max_value.item()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._resumed_acc_best = checkpoint.get("val_acc_best")
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss, preds, targets = self.model_step(batch)

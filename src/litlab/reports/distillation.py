@@ -1,7 +1,8 @@
 """The distillation assignment's results in one table: teachers, students with KD, students without.
 
 Each run is read from what train.py leaves in its output folder: the composed config (.hydra/config.yaml)
-and the logged metrics (TensorBoard events, or a CSV logger's metrics.csv).
+and the logged metrics (TensorBoard events, or a CSV logger's metrics.csv). Runs of the same kind and
+network with different seeds (`seed=1,2,3`) share a row: mean ± sample standard deviation over the seeds.
 """
 
 import csv
@@ -10,6 +11,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from litlab.reports.seeds import format_mean_std, mean_std
 
 METRICS = ("test/acc", "val/acc_best", "test/teacher_acc")
 ROLE_ORDER = ("teacher", "student, KD", "student, no teacher")
@@ -54,6 +57,24 @@ def find_runs(folders: list[Path]) -> list[Path]:
     return sorted({config.parent.parent for folder in folders for config in folder.rglob(".hydra/config.yaml")})
 
 
+def merge_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per kind and network: its metrics as lists over the runs (the seeds), its folders in `dirs`."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        entry = merged.setdefault(
+            (row["role"], row["arch"]),
+            {"role": row["role"], "arch": row["arch"], "dirs": [], **{m: [] for m in METRICS}},
+        )
+        entry["dirs"].append(row["dir"])
+        for metric in METRICS:
+            if row[metric] is not None:
+                entry[metric].append(row[metric])
+    for entry in merged.values():
+        if len(entry["dirs"]) > 1:
+            entry["role"] += f" [{len(entry['dirs'])} seeds]"
+    return list(merged.values())
+
+
 def report(folders: list[Path], best: bool = False) -> str:
     """The Markdown table: teachers first, then students with KD, then students without, best first.
 
@@ -68,10 +89,11 @@ def report(folders: list[Path], best: bool = False) -> str:
         raise FileNotFoundError(
             f"No runs under {', '.join(map(str, folders))}: point at folders holding train.py outputs."
         )
+    rows = merge_seeds(rows)
 
     def order(row: dict[str, Any]) -> tuple[int, float]:
         group = next((i for i, prefix in enumerate(ROLE_ORDER) if row["role"].startswith(prefix)), len(ROLE_ORDER))
-        return group, -(row["val/acc_best"] or 0.0)
+        return group, -(mean_std(row["val/acc_best"])[0] if row["val/acc_best"] else 0.0)
 
     rows.sort(key=order)
     if best:
@@ -87,8 +109,8 @@ def report(folders: list[Path], best: bool = False) -> str:
         cells = [
             row["role"],
             row["arch"],
-            *("" if row[m] is None else f"{row[m]:.4f}" for m in METRICS),
-            str(row["dir"]),
+            *(format_mean_std(row[m]) if row[m] else "" for m in METRICS),
+            ", ".join(map(str, row["dirs"])),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
