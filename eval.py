@@ -9,9 +9,11 @@ import hydra
 from omegaconf import DictConfig
 
 from litlab import CONFIG_DIR
+from litlab.utils.cli import accept_null_groups
 from litlab.utils.whitelist import EXECUTION_WHITELIST
 
 
+@accept_null_groups  # `logger=null` turns a config group off, as in lightning-hydra-template
 @hydra.main(config_path=str(CONFIG_DIR), config_name="eval.yaml", execution_whitelist=EXECUTION_WHITELIST)
 def main(cfg: DictConfig) -> None:
     """Tests a checkpoint; the model, and unless `data=` is given the data, are rebuilt from it."""

@@ -11,7 +11,8 @@ from omegaconf import DictConfig
 
 from litlab import speed
 from litlab.utils.checkpoint import Checkpoint, CheckpointError
-from litlab.utils.instantiators import instantiate_callbacks, instantiate_loggers
+from litlab.utils.errors import report_errors
+from litlab.utils.instantiators import drop_logger_callbacks, instantiate_callbacks, instantiate_loggers
 from litlab.utils.logging_utils import log_hyperparameters
 from litlab.utils.pylogger import RankedLogger
 from litlab.utils.utils import extras, task_wrapper
@@ -39,6 +40,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     # Callbacks that act on the test run, e.g. Grad-CAM: `python eval.py ckpt_path=... +callbacks=gradcam`.
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     logger = instantiate_loggers(cfg.get("logger"))
+    callbacks = drop_logger_callbacks(callbacks, logger)
     trainer: Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=logger or False, **speed.trainer_kwargs(cfg)
     )
@@ -51,7 +53,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return dict(trainer.callback_metrics), object_dict
 
 
+@report_errors
 def run(cfg: DictConfig) -> None:
-    """What `python eval.py` runs: extras, then `evaluate`."""
+    """What `python eval.py` runs: extras, then `evaluate`; an error ends it with one sentence on the terminal."""
     extras(cfg)
     evaluate(cfg)

@@ -13,7 +13,9 @@ from omegaconf import DictConfig
 
 from litlab import speed
 from litlab.callbacks import trial_callbacks
-from litlab.utils.instantiators import instantiate_callbacks, instantiate_loggers
+from litlab.utils.checkpoint import Checkpoint
+from litlab.utils.errors import report_errors
+from litlab.utils.instantiators import drop_logger_callbacks, instantiate_callbacks, instantiate_loggers
 from litlab.utils.logging_utils import log_hyperparameters
 from litlab.utils.pylogger import RankedLogger
 from litlab.utils.resume import resolve_last_checkpoint
@@ -28,6 +30,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Trains the model, then tests the best checkpoint; returns the metrics and the objects it built."""
     speed.apply(cfg.get("speedups", True))
     resolve_last_checkpoint(cfg)  # ckpt_path=last: the newest last.ckpt of this task and experiment
+    if cfg.get("train") and cfg.get("ckpt_path"):
+        Checkpoint.open(cfg.ckpt_path)  # a missing or corrupt file fails now, in one sentence, before any work
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -40,6 +44,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     callbacks: list[Callback] = instantiate_callbacks(cfg.get("callbacks"))
     callbacks += trial_callbacks(cfg)  # reports to the Optuna trial when a sweep launched this run
     logger: list[Logger] = instantiate_loggers(cfg.get("logger"))
+    callbacks = drop_logger_callbacks(callbacks, logger)
 
     log.info(f"Instantiating trainer <{cfg.trainer._target_}>")
     trainer: Trainer = instantiate(
@@ -76,8 +81,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return metric_dict, object_dict
 
 
+@report_errors
 def run(cfg: DictConfig) -> float | None:
-    """What `python train.py` runs: extras, then `train`; returns `optimized_metric` for a sweeper to optimise."""
+    """What `python train.py` runs: extras, then `train`; returns `optimized_metric` for a sweeper to optimise.
+
+    An error ends a single run with one sentence on the terminal (litlab.utils.errors).
+    """
     extras(cfg)
     metric_dict, _ = train(cfg)
     return get_metric_value(metric_dict, cfg.get("optimized_metric"))

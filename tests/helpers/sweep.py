@@ -1,7 +1,6 @@
 """Running `python train.py -m ...` sweeps in tests: in this process, or as separate processes."""
 
 import os
-import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +9,7 @@ import optuna
 from hydra.core.global_hydra import GlobalHydra
 
 from litlab import ROOT_DIR
-from tests.helpers.config import TEST_OVERRIDES
+from tests.helpers.config import TEST_OVERRIDES, run_entry
 
 # Trials small enough for a test: a few batches of the bundled digits, no checkpoints, no model summary.
 FAST_TRIAL = [
@@ -34,7 +33,7 @@ def run_sweep(overrides: list[str], sweep_dir: Path, monkeypatch) -> None:
     """Runs `python train.py -m <overrides>` in this process (the default launcher runs trials in-process too)."""
     GlobalHydra.instance().clear()
     monkeypatch.setattr(sys, "argv", ["train.py", *sweep_args(overrides, sweep_dir)])
-    runpy.run_path(str(ROOT_DIR / "train.py"), run_name="__main__")
+    run_entry("train.py")
     GlobalHydra.instance().clear()
 
 

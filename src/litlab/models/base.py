@@ -7,7 +7,7 @@ from lightning import LightningModule
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
-from litlab.models.optim import check_optimizer, check_scheduler
+from litlab.models.optim import check_optimizer, check_resumed_schedules, check_scheduler
 from litlab.speed import FastHookNames
 from litlab.utils.checkpoint import litlab_record
 from litlab.utils.pixels import PixelConvention, checkpoint_pixels
@@ -60,6 +60,10 @@ class LitlabModule(FastHookNames, LightningModule):
         for module in self.modules():
             if module is not self and hasattr(module, "set_input_pixels"):
                 module.set_input_pixels(pixels.mean, pixels.std)
+
+    def on_train_start(self) -> None:
+        # Here, not in configure_optimizers: a resumed scheduler's state is restored only after that.
+        check_resumed_schedules(self.trainer)
 
     def save_settings(self, default_optimizer: Mapping[str, Any]) -> dict[str, Any]:
         """Saves the arguments of the calling `__init__` as plain hyperparameters and returns them.

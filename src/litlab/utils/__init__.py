@@ -9,6 +9,7 @@ import importlib
 from typing import Any
 
 _SUBMODULE_OF = {
+    "drop_logger_callbacks": "instantiators",
     "instantiate_callbacks": "instantiators",
     "instantiate_loggers": "instantiators",
     "log_hyperparameters": "logging_utils",
