@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -5,6 +6,7 @@ from hydra.core.global_hydra import GlobalHydra
 from torchvision.datasets import CIFAR10, CIFAR100
 
 from tests.helpers.datasets import patch_cifar_checksums, write_cifar, write_mnist
+from tests.helpers.postgres import create_database, start_postgres, stop_postgres
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-subset"
 
@@ -55,3 +57,29 @@ def shared_mnist() -> Path:
     if not (SHARED_MNIST / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
         pytest.skip(f"real MNIST subset not found at {SHARED_MNIST}")
     return SHARED_MNIST
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the whole session, stopped at its end.
+
+    Where it cannot start, the tests using it skip with the reason; on CI (CI=true) they fail instead, so
+    that a broken set-up never passes as skipped tests.
+    """
+    try:
+        server = start_postgres()
+    except Exception as err:
+        reason = f"PostgreSQL could not start here ({type(err).__name__}: {err})"
+        if isinstance(err, ImportError):
+            reason = "pgserver is not installed (pip install -e '.[dev]')"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run the PostgreSQL tests")
+        pytest.skip(reason)
+    yield server
+    stop_postgres(server)
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """The SQLAlchemy URL of a new, empty database on the session's PostgreSQL server (one per test)."""
+    return create_database(postgres)
