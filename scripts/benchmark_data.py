@@ -19,7 +19,6 @@ epoch-time ratios `speedup_vs_torchvision` (torchvision / litlab) and `overhead_
 """
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from torchvision import transforms
 from torchvision.datasets import MNIST
 
 from litlab.data import MNISTDataModule
+from litlab.data.synthetic import write_mnist
 from litlab.models import ImageClassifier
 from litlab.models.nets import MLP
 from litlab.utils.profiling import NoProfiler
@@ -163,9 +163,6 @@ def main() -> None:
 
     data_dir = args.data_dir or (SHARED_MNIST if SHARED_MNIST.exists() else None)
     if data_dir is None:
-        sys.path.insert(0, str(ROOT))
-        from tests.helpers.datasets import write_mnist
-
         data_dir = write_mnist(Path(tempfile.mkdtemp()), n_train=14_000, n_test=1_000)
         print(f"real MNIST not found: using generated MNIST in {data_dir}")
     dataset = MNIST(str(data_dir), train=True)

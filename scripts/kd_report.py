@@ -3,102 +3,25 @@
     python scripts/kd_report.py logs/kd_mnist              # every run (or multirun trial) under the folders
     python scripts/kd_report.py logs/train/runs logs/train/multiruns --best --out kd_report.md
 
-Each run is read from what train.py leaves in its output folder: the composed config (.hydra/config.yaml)
-and the logged metrics (TensorBoard events, or a CSV logger's metrics.csv).
+A command line over `litlab.reports.distillation`.
 """
 
 import argparse
-import csv
 from pathlib import Path
-from typing import Any
 
-from omegaconf import OmegaConf
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-METRICS = ("test/acc", "val/acc_best", "test/teacher_acc")
-ROLE_ORDER = ("teacher", "student, KD", "student, no teacher")
+from litlab.reports.distillation import report
 
 
-def read_run(run_dir: Path) -> dict[str, Any]:
-    """One run's config (plain dict) and last logged value of every scalar metric."""
-    config = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "config.yaml"), resolve=False)
-    metrics: dict[str, float] = {}
-    for events in sorted(run_dir.rglob("events.out.tfevents.*")):
-        accumulator = EventAccumulator(str(events.parent), size_guidance={"scalars": 0})
-        accumulator.Reload()
-        for tag in accumulator.Tags()["scalars"]:
-            metrics[tag] = accumulator.Scalars(tag)[-1].value
-    for table in sorted(run_dir.rglob("metrics.csv")):
-        with open(table, newline="") as file:
-            for row in csv.DictReader(file):
-                metrics.update({key: float(value) for key, value in row.items() if value not in ("", None)})
-    return {"dir": run_dir, "config": config, "metrics": metrics}
-
-
-def describe(config: dict[str, Any]) -> tuple[str, str]:
-    """The run's role in the assignment and its network, from its config."""
-    model = config.get("model", {})
-    target = str(model.get("_target_", ""))
-    net = model.get("net", {}) or {}
-    arch = str(net.get("arch") or str(net.get("_target_", "?")).rsplit(".", 1)[-1])
-    if target.endswith("TransferClassifier"):
-        kind = "linear probe" if model.get("mode") == "linear" else "fine-tuned"
-        source = f"from {net['weights']}" if net.get("weights") else "from scratch: no pretrained weights"
-        return f"teacher, {kind} ({source})", arch
-    if target.endswith("DistillationModule"):
-        alpha, tau = float(model.get("alpha", 0)), float(model.get("tau", 0))
-        if alpha > 0:
-            return f"student, KD (alpha={alpha:.2f}, tau={tau:.1f})", arch
-        return "student, no teacher (alpha=0)", arch
-    return target.rsplit(".", 1)[-1] or "?", arch
-
-
-def find_runs(folders: list[Path]) -> list[Path]:
-    return sorted({config.parent.parent for folder in folders for config in folder.rglob(".hydra/config.yaml")})
-
-
-def report(folders: list[Path], best: bool = False) -> str:
-    rows = []
-    for run_dir in find_runs(folders):
-        run = read_run(run_dir)
-        role, arch = describe(run["config"])
-        rows.append({"role": role, "arch": arch, "dir": run_dir, **{m: run["metrics"].get(m) for m in METRICS}})
-    if not rows:
-        raise SystemExit(f"No runs under {', '.join(map(str, folders))}: point at folders holding train.py outputs.")
-
-    def order(row: dict[str, Any]) -> tuple[int, float]:
-        group = next((i for i, prefix in enumerate(ROLE_ORDER) if row["role"].startswith(prefix)), len(ROLE_ORDER))
-        return group, -(row["val/acc_best"] or 0.0)
-
-    rows.sort(key=order)
-    if best:
-        # The best run (by validation accuracy) of each kind: a sweep's trials collapse to its winner.
-        kinds: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            kinds.setdefault(row["role"].split(" (alpha")[0], row)
-        rows = list(kinds.values())
-    lines = [
-        "| role | net | test acc | best val acc | teacher test acc | run |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        cells = [
-            row["role"],
-            row["arch"],
-            *("" if row[m] is None else f"{row[m]:.4f}" for m in METRICS),
-            str(row["dir"]),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", type=Path, help="run or multirun folders (searched recursively)")
     parser.add_argument("--best", action="store_true", help="keep the best run of each kind (by val/acc_best)")
     parser.add_argument("--out", type=Path, help="also write the table to this Markdown file")
-    args = parser.parse_args()
-    table = report(args.folders, best=args.best)
+    args = parser.parse_args(argv)
+    try:
+        table = report(args.folders, best=args.best)
+    except FileNotFoundError as err:
+        parser.exit(1, f"{err}\n")
     print(table)
     if args.out:
         args.out.write_text(table + "\n")

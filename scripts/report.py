@@ -1,18 +1,19 @@
-"""Tabulates a sweep of classifier runs: `python scripts/report.py logs/train/multiruns/<date>`.
+"""Tabulates a sweep of runs: `python scripts/report.py logs/train/multiruns/<date>`.
 
-Writes report.md (the Markdown table, also printed) and confusion_matrices.png into the sweep folder, and
-both to TensorBoard under <sweep>/report. Without an argument it reports the newest folder of
-logs/train/multiruns.
+For classifier runs that wrote results.json (`callbacks=study`), writes report.md (the Markdown table, also
+printed) and confusion_matrices.png into the sweep folder, and both to TensorBoard under <sweep>/report;
+runs that differ only by their seed share a row (mean ± standard deviation). When the sweep holds several
+seeds (`python train.py -m experiment=X seed=1,2,3`), also writes seeds.md: every test metric as mean,
+standard deviation and each seed's value, for any model. Without an argument it reports the newest folder
+of logs/train/multiruns. A command line over `litlab.reports.study` and `litlab.reports.seeds`.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from litlab import ROOT_DIR  # noqa: E402
-from litlab.utils.report import write_report  # noqa: E402
+from litlab import ROOT_DIR
+from litlab.reports.seeds import find_seed_runs, seed_table, several_seeds
+from litlab.reports.study import write_report
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,10 +26,19 @@ def main(argv: list[str] | None = None) -> None:
         if not multiruns:
             parser.error("no sweep folder given and logs/train/multiruns is empty: pass the sweep folder.")
         sweep_dir = multiruns[-1]
-    paths = write_report(sweep_dir)
-    print(paths["table"].read_text())
-    for kind, path in paths.items():
-        print(f"{kind}: {path}")
+    try:
+        seed_runs = find_seed_runs(sweep_dir)
+        if any(sweep_dir.rglob("results.json")):
+            paths = write_report(sweep_dir)
+            print(paths["table"].read_text())
+            for kind, path in paths.items():
+                print(f"{kind}: {path}")
+    except (FileNotFoundError, ValueError) as err:
+        parser.exit(1, f"{err}\n")
+    if several_seeds(seed_runs):
+        table = seed_table(seed_runs)
+        (sweep_dir / "seeds.md").write_text(table)
+        print(f"\n{table}\nseeds: {sweep_dir / 'seeds.md'}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 from torchvision.datasets import CIFAR10, CIFAR100
 
-from tests.helpers.datasets import patch_cifar_checksums, write_cifar, write_mnist
+from litlab.data.synthetic import write_mnist
+from tests.helpers.checkpoints import cgan_model, cyclegan_model, digits_classifier, word2vec_model
+from tests.helpers.datasets import patch_cifar_checksums, write_cifar
 from tests.helpers.postgres import create_database, start_postgres, stop_postgres
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-subset"
@@ -57,6 +59,30 @@ def shared_mnist() -> Path:
     if not (SHARED_MNIST / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
         pytest.skip(f"real MNIST subset not found at {SHARED_MNIST}")
     return SHARED_MNIST
+
+
+@pytest.fixture(scope="session")
+def classifier_ckpt(tmp_path_factory) -> Path:
+    """A digits CNN checkpoint from a real training run, alone in its folder."""
+    return digits_classifier(tmp_path_factory.mktemp("classifier"))
+
+
+@pytest.fixture(scope="session")
+def word2vec_ckpt(tmp_path_factory) -> Path:
+    """A word2vec checkpoint trained on the planted-topics corpus, alone in its folder."""
+    return word2vec_model(tmp_path_factory.mktemp("word2vec"))
+
+
+@pytest.fixture(scope="session")
+def cgan_ckpt(tmp_path_factory, mnist_root) -> Path:
+    """A conditional-GAN checkpoint trained briefly on the generated MNIST, alone in its folder."""
+    return cgan_model(tmp_path_factory.mktemp("cgan"), mnist_root)
+
+
+@pytest.fixture(scope="session")
+def cyclegan_ckpt(tmp_path_factory, mnist_root) -> Path:
+    """A CycleGAN checkpoint (digits to MNIST) trained briefly, alone in its folder."""
+    return cyclegan_model(tmp_path_factory.mktemp("cyclegan"), mnist_root)
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,8 @@
 import optuna
 import pytest
 
-from scripts.compare_samplers import main, progress
+from litlab.reports.samplers import progress
+from scripts.compare_samplers import main
 from tests.helpers.config import TEST_OVERRIDES
 from tests.helpers.sweep import FAST_TRIAL
 

@@ -100,7 +100,7 @@ def test_normalisation_and_augmentation_run_on_the_batch(cifar10_root):
 def test_normalisation_standardises_with_the_channel_statistics(cifar10_root):
     dm = CIFAR10DataModule(data_dir=str(cifar10_root), download=False)
     x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
-    mean, std = torch.tensor(dm.mean).view(1, 3, 1, 1), torch.tensor(dm.std).view(1, 3, 1, 1)
+    mean, std = torch.tensor(dm.pixels.mean).view(1, 3, 1, 1), torch.tensor(dm.pixels.std).view(1, 3, 1, 1)
     expected = (x.float() / 255.0 - mean) / std
     assert torch.allclose(dm.normalize(x), expected, atol=1e-5)
     assert torch.allclose(dm.normalize(x), expected, atol=1e-5)  # again, from the per-device cache

@@ -19,6 +19,8 @@ from litlab.models.gan_eval import ClassifierJudge, GenerationMetrics, load_judg
 from litlab.models.nets import CNN, ConditionalDiscriminator, ConditionalGenerator, PatchDiscriminator, ResnetGenerator
 from litlab.train import train
 from litlab.utils.checkpoint import CheckpointError
+from litlab.utils.pixels import TANH
+from tests.helpers.checkpoints import tiny_cgan, tiny_cyclegan
 from tests.helpers.config import eval_config, train_config
 
 TINY_G = {"_target_": "litlab.models.nets.ConditionalGenerator", "latent_dim": 8, "base_channels": 8}
@@ -241,7 +243,7 @@ def test_generation_metrics_compute_and_mean_something(judge_ckpt, mnist_root):
 
 
 def test_judge_reads_penultimate_features_of_any_classifier():
-    judge = ClassifierJudge(CNN(image_size=28, dense_units=[24]), mean=(0.5,), std=(0.5,))
+    judge = ClassifierJudge(CNN(image_size=28, dense_units=[24]), TANH)
     judge.train()
     assert not judge.training  # stays in eval mode inside a module in training
     assert judge.features(torch.zeros(3, 1, 28, 28)).shape == (3, 24)
@@ -249,19 +251,7 @@ def test_judge_reads_penultimate_features_of_any_classifier():
 
 
 def test_cgan_experiment_trains_tests_and_evaluates_from_checkpoint(tmp_path, mnist_root, judge_ckpt):
-    cfg = train_config(
-        [
-            "experiment=cgan_mnist",
-            f"paths.data_dir={mnist_root}",
-            "data.download=false",
-            "trainer.max_epochs=1",
-            "+trainer.limit_train_batches=3",
-            "model.generator.base_channels=8",
-            "model.discriminator.base_channels=8",
-            f"model.classifier_ckpt={judge_ckpt}",
-        ],
-        tmp_path / "train",
-    )
+    cfg = train_config([*tiny_cgan(mnist_root), f"model.classifier_ckpt={judge_ckpt}"], tmp_path / "train")
     metrics, objects = train(cfg)
     assert 0.0 <= metrics["test/gan_test_acc"] <= 1.0 and math.isfinite(metrics["test/fid"])
     best = objects["trainer"].checkpoint_callback.best_model_path
@@ -271,21 +261,7 @@ def test_cgan_experiment_trains_tests_and_evaluates_from_checkpoint(tmp_path, mn
 
 
 def test_cyclegan_experiment_reports_label_preservation(tmp_path, mnist_root, judge_ckpt):
-    cfg = train_config(
-        [
-            "experiment=cyclegan_digits_mnist",
-            f"paths.data_dir={mnist_root}",
-            "data.download=false",
-            "trainer.max_epochs=1",
-            "+trainer.limit_train_batches=2",
-            "data.max_images=48",
-            "model.generator.base_channels=4",
-            "model.generator.num_blocks=1",
-            "model.discriminator.base_channels=4",
-            f"model.classifier_ckpt={judge_ckpt}",
-        ],
-        tmp_path / "train",
-    )
+    cfg = train_config([*tiny_cyclegan(mnist_root), f"model.classifier_ckpt={judge_ckpt}"], tmp_path / "train")
     metrics, objects = train(cfg)
     assert 0.0 <= metrics["test/label_acc"] <= 1.0
     assert 0.0 <= metrics["test/cycle_error_A"] <= 2.0 and 0.0 <= metrics["test/cycle_error_B"] <= 2.0

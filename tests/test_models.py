@@ -3,10 +3,12 @@
 import pandas as pd
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from litlab.models import ImageClassifier
+from litlab.models import ConditionalGAN, CycleGAN, ImageClassifier
+from litlab.models.base import build_net
 from litlab.models.nets import CNN, MLP
-from litlab.models.optim import build_optimizer, build_scheduler
+from litlab.models.optim import GAN_ADAM, build_optimizer, build_scheduler
 from litlab.train import train
 from tests.helpers.config import train_config
 
@@ -124,3 +126,35 @@ def test_classifier_learns_generated_mnist(model, mnist_root, tmp_path):
     assert train_losses[-1] < train_losses[0] * 0.5
     assert metrics["test/acc"] > 0.8  # ten classes: chance is 0.1
     assert metrics["val/acc_best"] >= metrics["val/acc"]
+
+
+MODULE_NETS = {
+    ConditionalGAN: {
+        "generator": {"_target_": "litlab.models.nets.ConditionalGenerator", "latent_dim": 8, "base_channels": 4},
+        "discriminator": {"_target_": "litlab.models.nets.ConditionalDiscriminator", "base_channels": 4},
+    },
+    CycleGAN: {
+        "generator": {"_target_": "litlab.models.nets.ResnetGenerator", "in_channels": 1, "out_channels": 1,
+                      "base_channels": 4, "num_blocks": 1},
+        "discriminator": {"_target_": "litlab.models.nets.PatchDiscriminator", "in_channels": 1, "base_channels": 4},
+    },
+    ImageClassifier: {"net": {"_target_": "litlab.models.nets.MLP", "image_size": 8, "hidden_sizes": [16]}},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("cls", list(MODULE_NETS), ids=lambda cls: cls.__name__)
+def test_every_module_saves_its_settings_the_same_way(cls):
+    nets = {name: OmegaConf.create(spec) for name, spec in MODULE_NETS[cls].items()}
+    model = cls(**nets)
+    default = {"name": "adam"} if cls is ImageClassifier else GAN_ADAM
+    assert model.hparams.optimizer == default and model.hparams.optimizer is not default
+    for name, spec in MODULE_NETS[cls].items():
+        assert type(model.hparams[name]) is dict and model.hparams[name] == spec  # plain, for weights_only=True
+
+    first = next(iter(MODULE_NETS[cls]))
+    module = build_net(MODULE_NETS[cls][first])
+    given = cls(**{**nets, first: module}, optimizer={"name": "sgd", "lr": 0.1})
+    assert first not in given.hparams and given.hparams.optimizer == {"name": "sgd", "lr": 0.1}
+
+    with pytest.raises(ValueError, match="torch.optim has no optimizer class of that name"):
+        cls(**nets, optimizer={"name": "torch.optim.Adamm"})

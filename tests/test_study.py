@@ -19,8 +19,8 @@ from litlab.data import MNISTDataModule
 from litlab.models import ImageClassifier
 from litlab.models.base import build_net, plain
 from litlab.models.nets import CNN
+from litlab.reports.study import load_runs
 from litlab.train import train
-from litlab.utils.report import load_runs
 from tests.helpers.config import train_config
 
 STUDY = ("mlp", "cnn_matched", "cnn_dropblock", "cnn_factorized")

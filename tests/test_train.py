@@ -55,3 +55,34 @@ def test_tensorboard_gets_curves_confusion_matrices_and_hparams(tmp_path):
     assert events.Scalars("model/params_trainable")[0].value == sum(
         p.numel() for p in objects["model"].parameters() if p.requires_grad
     )
+
+
+def test_hparams_tab_shows_what_runs_are_compared_by(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    cfg = train_config(["trainer.max_epochs=1", "model.optimizer.lr=0.0042", "seed=3", "data.batch_size=32"], tmp_path)
+    train(cfg)
+    events = EventAccumulator(str(tmp_path / "tensorboard" / "version_0"))
+    events.Reload()
+
+    def plugin_data(tag: str) -> plugin_data_pb2.HParamsPluginData:
+        return plugin_data_pb2.HParamsPluginData.FromString(events.SummaryMetadata(tag).plugin_data.content)
+
+    start = plugin_data("_hparams_/session_start_info").session_start_info
+    hparams = {name: getattr(value, value.WhichOneof("kind")) for name, value in start.hparams.items()}
+    assert hparams["model/optimizer/lr"] == pytest.approx(0.0042)
+    assert hparams["seed"] == 3 and hparams["data/batch_size"] == 32
+    assert hparams["model/_target_"] == "litlab.models.ImageClassifier"
+    assert hparams["model/net/_target_"] == "litlab.models.nets.CNN" and hparams["model/net/dropout"] == 0.2
+    assert hparams["model/scheduler/name"] == "cosine"
+    assert hparams["trainer/max_epochs"] == 1 and hparams["trainer/precision"] == "32-true"
+    # Nothing but model, data, trainer epochs and precision, and seed: no callbacks, paths or worker counts.
+    assert {name.split("/")[0] for name in hparams} == {"model", "data", "trainer", "seed"}
+    assert {name for name in hparams if name.startswith("trainer/")} == {"trainer/max_epochs", "trainer/precision"}
+    assert not {"data/data_dir", "data/num_workers", "data/pin_memory", "model/_recursive_"} & set(hparams)
+    assert len(hparams) < 40
+    experiment = plugin_data("_hparams_/experiment").experiment
+    metrics = [info.name.tag for info in experiment.metric_infos]
+    assert metrics == ["val/acc_best", "val/loss", "val/acc", "test/loss", "test/acc"]
+    assert all(events.Scalars(tag) for tag in metrics)  # each headline metric has its value in the run

@@ -28,8 +28,6 @@ def resnet_spec(weights: str | None) -> dict:
         "weights": weights,
         "stem": "imagenet",
         "resolution": 32,
-        "data_mean": [0.1307],
-        "data_std": [0.3081],
     }
 
 
@@ -89,3 +87,18 @@ def test_without_weights_the_teacher_trains_from_scratch_and_says_so(mnist_root,
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="choose one of linear, finetune"):
         TransferClassifier(resnet_spec(None), mode="probe")
+
+
+def test_imagenet_input_undoes_the_datamodules_convention_and_keeps_it_in_checkpoints(
+    weights_file, mnist_root, tmp_path
+):
+    model = TransferClassifier(resnet_spec(weights_file), mode="linear")
+    assert model.net.scale.item() == pytest.approx(1 / 0.226)  # before any data: [0, 1] inputs assumed
+    trainer = fit_steps(model, mnist_root, steps=1)
+    # MNIST's standardised batch x = (p / 255 - 0.1307) / 0.3081 becomes ImageNet's (p / 255 - m) / s:
+    imagenet_mean, imagenet_std = sum((0.485, 0.456, 0.406)) / 3, sum((0.229, 0.224, 0.225)) / 3
+    assert model.net.scale.item() == pytest.approx(0.3081 / imagenet_std)
+    assert model.net.shift.item() == pytest.approx((0.1307 - imagenet_mean) / imagenet_std)
+    trainer.save_checkpoint(tmp_path / "teacher.ckpt")
+    loaded = TransferClassifier.load_from_checkpoint(tmp_path / "teacher.ckpt", weights_only=True)
+    assert torch.equal(loaded.net.scale, model.net.scale) and torch.equal(loaded.net.shift, model.net.shift)

@@ -3,7 +3,7 @@
 from typing import Any
 
 import hydra
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from lightning import LightningDataModule, LightningModule, Trainer
 from omegaconf import DictConfig
 
@@ -16,41 +16,27 @@ from litlab.utils import (
     log_hyperparameters,
     task_wrapper,
 )
-from litlab.utils.checkpoint import CheckpointError, load_checkpoint
+from litlab.utils.checkpoint import Checkpoint, CheckpointError
 from litlab.utils.whitelist import EXECUTION_WHITELIST
 
 log = RankedLogger(__name__)
-
-
-def _litlab_class(path: str | None, kind: str, ckpt_path: str) -> type:
-    # The class names come from the checkpoint, which may come from elsewhere: only litlab's own are trusted.
-    if not path or not path.startswith("litlab."):
-        raise CheckpointError(
-            f"Checkpoint '{ckpt_path}' does not name a litlab {kind} class (found {path!r}): "
-            "evaluate checkpoints written by litlab's train.py."
-        )
-    return get_class(path)
 
 
 @task_wrapper
 def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Tests a checkpoint on the test split; the model (and, unless `data=` is given, the data) come from it."""
     if not cfg.get("ckpt_path"):
-        raise ValueError("No checkpoint given: pass ckpt_path=<run dir>/checkpoints/<file>.ckpt.")
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    record = checkpoint.get("litlab") or {}
-
-    module_cls = _litlab_class(record.get("module"), "LightningModule", cfg.ckpt_path)
-    log.info(f"Rebuilding <{module_cls.__name__}> from {cfg.ckpt_path}")
-    model: LightningModule = module_cls.load_from_checkpoint(cfg.ckpt_path, map_location="cpu", weights_only=True)
+        raise CheckpointError("No checkpoint given: pass ckpt_path=<run dir>/checkpoints/<file>.ckpt.")
+    checkpoint = Checkpoint.open(cfg.ckpt_path)
+    log.info(f"Rebuilding <{checkpoint.module_name}> from {cfg.ckpt_path}")
+    model: LightningModule = checkpoint.module()
 
     if cfg.get("data"):
         log.info(f"Instantiating datamodule <{cfg.data._target_}>")
         datamodule: LightningDataModule = instantiate(cfg.data)
     else:
-        datamodule_cls = _litlab_class(record.get("datamodule"), "LightningDataModule", cfg.ckpt_path)
-        log.info(f"Rebuilding <{datamodule_cls.__name__}> from the checkpoint's data settings")
-        datamodule = datamodule_cls.load_from_checkpoint(cfg.ckpt_path, weights_only=True)
+        log.info("Rebuilding the datamodule from the checkpoint's data settings")
+        datamodule = checkpoint.datamodule()
 
     # Callbacks that act on the test run, e.g. Grad-CAM: `python eval.py ckpt_path=... +callbacks=gradcam`.
     callbacks = instantiate_callbacks(cfg.get("callbacks"))

@@ -20,6 +20,7 @@ from litlab.utils import (
     log_hyperparameters,
     task_wrapper,
 )
+from litlab.utils.resume import resolve_last_checkpoint
 from litlab.utils.summary import print_run_summary
 from litlab.utils.whitelist import EXECUTION_WHITELIST
 
@@ -29,6 +30,7 @@ log = RankedLogger(__name__)
 @task_wrapper
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Trains the model, then tests the best checkpoint; returns the metrics and the objects it built."""
+    resolve_last_checkpoint(cfg)  # ckpt_path=last: the newest last.ckpt of this task and experiment
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 

@@ -44,3 +44,20 @@ def eval_config(overrides: list[str], output_dir: Path) -> DictConfig:
     """configs/eval.yaml for tests."""
     base = ["trainer.accelerator=cpu", "trainer.devices=1", "extras.print_config=false", "extras.enforce_tags=false"]
     return compose_config("eval", base + overrides, output_dir)
+
+
+def predict_config(overrides: list[str], output_dir: Path) -> DictConfig:
+    """configs/predict.yaml for tests (no progress bar)."""
+    base = [
+        "trainer.accelerator=cpu",
+        "trainer.devices=1",
+        "+trainer.enable_progress_bar=false",
+        "extras.print_config=false",
+        "extras.enforce_tags=false",
+    ]
+    return compose_config("predict", base + overrides, output_dir)
+
+
+def export_config(overrides: list[str], output_dir: Path) -> DictConfig:
+    """configs/export.yaml for tests."""
+    return compose_config("export", ["extras.print_config=false", "extras.enforce_tags=false"] + overrides, output_dir)

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
-from litlab.search.reports import format_importances, write_reports
+from litlab.reports.sweep import format_importances, write_reports
 from litlab.search.trial import TRIAL_KEY, LiveTrial, live_trials
 from litlab.utils.pylogger import RankedLogger
 

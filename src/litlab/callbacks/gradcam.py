@@ -40,7 +40,7 @@ def gradcam(model: nn.Module, images: Tensor, layer: nn.Module | None = None) ->
 def gradcam_figure(
     images: Tensor, heatmaps: Tensor, preds: Tensor, labels: Tensor, class_names: list[str] | None = None
 ) -> Figure:
-    """A grid of images (uint8 (N, C, H, W)) with their heatmaps overlaid, titled predicted / true class."""
+    """A grid of images ((N, C, H, W) in [0, 1]) with their heatmaps overlaid, titled predicted / true class."""
     n = len(images)
     cols = min(n, 8)
     rows = -(-n // cols)
@@ -51,8 +51,8 @@ def gradcam_figure(
     for ax in axes.flat:
         ax.axis("off")
     for i, ax in enumerate(axes.flat[:n]):
-        image = images[i].permute(1, 2, 0).cpu()
-        ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray")
+        image = images[i].permute(1, 2, 0).clamp(0.0, 1.0).cpu()
+        ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray", vmin=0.0, vmax=1.0)
         ax.imshow(heatmaps[i].cpu(), cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
         right = bool(preds[i] == labels[i])
         ax.set_title(f"{names[preds[i]]} / {names[labels[i]]}", fontsize=8, color="black" if right else "red")
@@ -98,7 +98,9 @@ class GradCAM(Callback):
         layer = pl_module.get_submodule(self.layer) if self.layer else None
         pl_module.eval()
         heatmaps, preds = gradcam(pl_module, images, layer)
-        figure = gradcam_figure(raw, heatmaps, preds.cpu(), labels, pl_module.hparams.get("class_names"))
+        # The model's own inputs are drawn, mapped back to [0, 1] with the pixel convention of its data.
+        shown = pl_module.pixels.to_unit(images) if pl_module.pixels is not None else raw.float() / 255.0
+        figure = gradcam_figure(shown.detach(), heatmaps, preds.cpu(), labels, pl_module.hparams.get("class_names"))
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             figure.savefig(self.path)

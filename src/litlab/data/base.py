@@ -9,6 +9,7 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from litlab.data.augment import random_crop, random_hflip
+from litlab.utils.pixels import PixelConvention
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -67,9 +68,10 @@ def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
 class InMemoryImageDataModule(LightningDataModule):
     """Base of the image-classification datamodules.
 
-    Subclasses say how to read one split as uint8 tensors (`load_split`), and give the dataset's
-    channel statistics; the base does the rest. Normalisation and augmentation run on the batch after
-    it reaches the device (`on_after_batch_transfer`), so on a GPU the input pipeline costs almost nothing.
+    Subclasses say how to read one split as uint8 tensors (`load_split`) and declare their batches' pixel
+    convention (`pixels`: standardised with the dataset's channel statistics); the base does the rest.
+    Normalisation and augmentation run on the batch after it reaches the device (`on_after_batch_transfer`),
+    so on a GPU the input pipeline costs almost nothing.
 
     Args:
         data_dir: folder that holds (or receives) the dataset.
@@ -85,8 +87,9 @@ class InMemoryImageDataModule(LightningDataModule):
     """
 
     num_classes: int
-    mean: Sequence[float]
-    std: Sequence[float]
+    pixels: PixelConvention
+    # the classes' names, in label order (None: their numbers); recorded in checkpoints for predict.py
+    class_names: Sequence[str] | None = None
 
     def __init__(
         self,
@@ -181,11 +184,11 @@ class InMemoryImageDataModule(LightningDataModule):
         return self._loader(self.data_test, "test")
 
     def normalize(self, images: Tensor) -> Tensor:
-        """uint8 images to float, scaled to [0, 1] and standardised with the dataset's channel statistics."""
+        """uint8 images to float in the datamodule's pixel convention (`pixels`): standardised [0, 1] values."""
         if images.device not in self._affine:
             # x / 255 standardised is one multiply-add: x * scale + shift, built once per device.
-            mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
-            std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
+            mean = torch.tensor(self.pixels.mean, device=images.device).view(1, -1, 1, 1)
+            std = torch.tensor(self.pixels.std, device=images.device).view(1, -1, 1, 1)
             self._affine[images.device] = (1.0 / (255.0 * std), -mean / std)
         scale, shift = self._affine[images.device]
         return images.float().mul_(scale).add_(shift)

@@ -5,6 +5,7 @@ from torch import Tensor
 from torchvision.datasets import CIFAR10, CIFAR100
 
 from litlab.data.base import DatasetNotFoundError, InMemoryImageDataModule
+from litlab.utils.pixels import PixelConvention
 
 
 class _CIFARDataModule(InMemoryImageDataModule):
@@ -27,6 +28,7 @@ class _CIFARDataModule(InMemoryImageDataModule):
                 f"{cls.__name__} {action} ({type(err).__name__}): place {', '.join(names)} from {cls.filename} "
                 f"in {folder}, or set paths.data_dir to the folder that holds {cls.base_folder}/."
             ) from None
+        self.class_names = tuple(dataset.classes)  # read from the dataset's own meta file
         images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
         return images, torch.tensor(dataset.targets, dtype=torch.long)
 
@@ -34,12 +36,10 @@ class _CIFARDataModule(InMemoryImageDataModule):
 class CIFAR10DataModule(_CIFARDataModule):
     dataset_cls = CIFAR10
     num_classes = 10
-    mean = (0.4914, 0.4822, 0.4465)
-    std = (0.2470, 0.2435, 0.2616)
+    pixels = PixelConvention(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
 
 
 class CIFAR100DataModule(_CIFARDataModule):
     dataset_cls = CIFAR100
     num_classes = 100
-    mean = (0.5071, 0.4865, 0.4409)
-    std = (0.2673, 0.2564, 0.2762)
+    pixels = PixelConvention(mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762))

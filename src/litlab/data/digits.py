@@ -3,6 +3,7 @@ from sklearn.datasets import load_digits
 from torch import Tensor
 
 from litlab.data.base import InMemoryImageDataModule
+from litlab.utils.pixels import PixelConvention
 
 
 class DigitsDataModule(InMemoryImageDataModule):
@@ -13,8 +14,8 @@ class DigitsDataModule(InMemoryImageDataModule):
     """
 
     num_classes = 10
-    mean = (0.3054,)
-    std = (0.3760,)
+    pixels = PixelConvention(mean=(0.3054,), std=(0.3760,))
+    class_names = tuple(str(digit) for digit in range(10))
 
     def __init__(self, test_fraction: float = 0.2, augment: bool = False, hflip: bool = False, **kwargs):
         if not test_fraction:

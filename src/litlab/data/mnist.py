@@ -4,14 +4,15 @@ from torch import Tensor
 from torchvision.datasets import MNIST
 
 from litlab.data.base import DatasetNotFoundError, InMemoryImageDataModule
+from litlab.utils.pixels import PixelConvention
 
 
 class MNISTDataModule(InMemoryImageDataModule):
     """MNIST read once through torchvision's `MNIST` class (the idx files, the real download code)."""
 
     num_classes = 10
-    mean = (0.1307,)
-    std = (0.3081,)
+    pixels = PixelConvention(mean=(0.1307,), std=(0.3081,))
+    class_names = tuple(MNIST.classes)
     files = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
     def __init__(self, augment: bool = False, hflip: bool = False, crop_padding: int = 2, **kwargs):

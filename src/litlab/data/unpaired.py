@@ -1,7 +1,8 @@
 """Unpaired image domains for CycleGAN: a folder layout trainA/ trainB/ testA/ testB/, or digits -> MNIST.
 
 Both domains live in memory as uint8 tensors; batches are dicts {"A", "B", "label_A", "label_B", "valid_A",
-"valid_B"} and reach the model scaled to [-1, 1] (the generators' Tanh range), cropped and flipped on the device.
+"valid_B"} and reach the model in [-1, 1] (`pixels = TANH`, the generators' Tanh range), cropped and flipped on the
+device.
 """
 
 from abc import abstractmethod
@@ -19,6 +20,7 @@ from litlab.data.augment import random_hflip
 from litlab.data.base import DatasetNotFoundError, keep_batch
 from litlab.data.digits import DigitsDataModule
 from litlab.data.mnist import MNISTDataModule
+from litlab.utils.pixels import TANH
 
 Domain = tuple[Tensor, Tensor]  # uint8 images (N, C, H, W) and int64 labels (N,), -1 where unknown
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -84,6 +86,8 @@ class UnpairedImageDataModule(LightningDataModule):
         max_images: keep at most this many images of each domain and split (a fixed random subset; None: all).
         batch_size, eval_batch_size, num_workers, pin_memory: the usual loader settings.
     """
+
+    pixels = TANH
 
     def __init__(
         self,
@@ -156,7 +160,7 @@ class UnpairedImageDataModule(LightningDataModule):
                     images = random_hflip(images)
             else:
                 images = center_crop_to(images, size)
-            batch[key] = images.float().div(127.5).sub(1.0)
+            batch[key] = self.pixels.from_unit(images.float().div(255.0))
         return batch
 
 

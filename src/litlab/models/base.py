@@ -1,3 +1,4 @@
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -6,6 +7,9 @@ from lightning import LightningModule
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from litlab.models.optim import check_optimizer, check_scheduler
+from litlab.utils.checkpoint import litlab_record
+from litlab.utils.pixels import PixelConvention, checkpoint_pixels
 from litlab.utils.whitelist import NET_WHITELIST
 
 
@@ -34,8 +38,27 @@ def build_net(spec: nn.Module | Mapping[str, Any]) -> nn.Module:
 class LitlabModule(LightningModule):
     """Base of litlab's LightningModules: records in each checkpoint which classes rebuild the run.
 
-    `eval.py` reads this record, so `python eval.py ckpt_path=...` needs no other configuration.
+    `eval.py`, `predict.py` and `export.py` read this record (`litlab.utils.checkpoint`), so they need no
+    other configuration. The record also keeps the pixel convention of the training data (`pixels`), so that a
+    checkpoint alone says how to turn images into the model's inputs and back.
     """
+
+    _recorded_pixels: PixelConvention | None = None
+
+    @property
+    def pixels(self) -> PixelConvention | None:
+        """The pixel convention of the input batches: the datamodule's, else the one the checkpoint recorded."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return getattr(datamodule, "pixels", None) or self._recorded_pixels
+
+    def share_pixels(self) -> None:
+        """Tells every submodule that re-normalises its input (a `set_input_pixels` method) the convention."""
+        pixels = self.pixels
+        if pixels is None:
+            return
+        for module in self.modules():
+            if module is not self and hasattr(module, "set_input_pixels"):
+                module.set_input_pixels(pixels.mean, pixels.std)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Lightning records the running hook's name on the module twice per hook call, some forty times a
@@ -46,9 +69,32 @@ class LitlabModule(LightningModule):
         else:
             super().__setattr__(name, value)
 
+    def save_settings(self, default_optimizer: Mapping[str, Any]) -> dict[str, Any]:
+        """Saves the arguments of the calling `__init__` as plain hyperparameters and returns them.
+
+        Call it first in `__init__`, before any argument is reassigned: it reads them from the caller's frame,
+        as Lightning's own `save_hyperparameters()` does. Values become plain containers (`weights_only=True`
+        reads them); `optimizer` falls back to `default_optimizer`; the optimizer and any `scheduler`
+        settings are checked now, so a wrong name fails when the model is built, not after the data is
+        loaded. A network given as a module cannot be saved: it is left out of the hyperparameters (pass it
+        again when loading) and returned as it is.
+        """
+        frame = inspect.currentframe().f_back
+        code = frame.f_code
+        names = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
+        arguments = {name: plain(frame.f_locals[name]) for name in names}
+        arguments["optimizer"] = arguments.get("optimizer") or dict(default_optimizer)
+        check_optimizer(arguments["optimizer"])
+        if "scheduler" in arguments:
+            check_scheduler(arguments["scheduler"])
+        saved = {name: value for name, value in arguments.items() if not isinstance(value, nn.Module)}
+        self.save_hyperparameters(saved, logger=False)
+        return arguments
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        checkpoint["litlab"] = {
-            "module": f"{type(self).__module__}.{type(self).__qualname__}",
-            "datamodule": f"{type(datamodule).__module__}.{type(datamodule).__qualname__}" if datamodule else None,
-        }
+        checkpoint["litlab"] = litlab_record(self, datamodule)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._recorded_pixels = checkpoint_pixels(checkpoint)
+        self.share_pixels()

@@ -6,27 +6,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from litlab.models.base import LitlabModule, build_net, plain
+from litlab.models.base import LitlabModule, build_net
 from litlab.models.gan_eval import GenerationMetrics, check_judge_path, load_judge
-from litlab.models.optim import build_optimizer
+from litlab.models.optim import GAN_ADAM, build_optimizer
 from litlab.utils.figures import image_grid, log_image
-
-GAN_ADAM = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
-
-
-def to_tanh_range(images: Tensor, mean: Tensor | None, std: Tensor | None) -> Tensor:
-    """Batches standardised by an image datamodule (`(x - mean) / std` on [0, 1]) back to [-1, 1]."""
-    if mean is None:
-        return images
-    return (images * std + mean) * 2.0 - 1.0
+from litlab.utils.pixels import TANH
 
 
 class ConditionalGAN(LitlabModule):
     """A conditional GAN trained with BCE-with-logits: one discriminator step, then one generator step per batch.
 
-    Real batches from an image datamodule arrive standardised with its `mean` and `std`; they are mapped back
-    to [-1, 1], the generator's Tanh range. Every epoch a grid from fixed noise goes to TensorBoard, one row per
-    class. At test time, with `classifier_ckpt` set, the generator is judged by a classifier trained on real
+    Real batches arrive in their datamodule's pixel convention (`pixels`: MNIST's standardised values) and
+    are mapped to [-1, 1], the generator's Tanh range. Every epoch a grid from fixed noise goes to TensorBoard,
+    one row per class. At test time, with `classifier_ckpt` set, the generator is judged by a classifier trained on real
     data: `test/gan_test_acc` (its accuracy on generated images against their labels) and `test/fid` (FID on
     its penultimate features).
 
@@ -47,24 +39,10 @@ class ConditionalGAN(LitlabModule):
         samples_per_class: int = 10,
     ):
         super().__init__()
-        generator, discriminator = plain(generator), plain(discriminator)
-        self.save_hyperparameters(
-            {
-                "generator": generator,
-                "discriminator": discriminator,
-                "optimizer": plain(optimizer) or dict(GAN_ADAM),
-                "classifier_ckpt": classifier_ckpt,
-                "samples_per_class": samples_per_class,
-            },
-            logger=False,
-        )
-        for name, net in (("generator", generator), ("discriminator", discriminator)):
-            if isinstance(net, nn.Module):
-                # A module cannot go into the checkpoint's plain hyperparameters: pass it again when loading.
-                self.hparams.pop(name)
+        args = self.save_settings(default_optimizer=GAN_ADAM)
         self.automatic_optimization = False
-        self.generator = build_net(generator)
-        self.discriminator = build_net(discriminator)
+        self.generator = build_net(args["generator"])
+        self.discriminator = build_net(args["discriminator"])
         self.latent_dim, self.num_classes = self.generator.latent_dim, self.generator.num_classes
         noise = torch.randn(
             self.num_classes * samples_per_class, self.latent_dim, generator=torch.Generator().manual_seed(0)
@@ -73,18 +51,11 @@ class ConditionalGAN(LitlabModule):
         self.register_buffer(
             "fixed_labels", torch.arange(self.num_classes).repeat_interleave(samples_per_class), persistent=False
         )
-        self.data_mean: Tensor | None = None
-        self.data_std: Tensor | None = None
         self.metrics: GenerationMetrics | None = None
 
     def setup(self, stage: str) -> None:
         if self.hparams.classifier_ckpt and stage in ("fit", "test"):
             check_judge_path(self.hparams.classifier_ckpt)
-        datamodule = getattr(self.trainer, "datamodule", None)
-        mean, std = getattr(datamodule, "mean", None), getattr(datamodule, "std", None)
-        if mean is not None and std is not None:
-            self.data_mean = torch.tensor(mean).view(1, -1, 1, 1)
-            self.data_std = torch.tensor(std).view(1, -1, 1, 1)
 
     def forward(self, noise: Tensor, labels: Tensor) -> Tensor:
         return self.generator(noise, labels)
@@ -94,9 +65,8 @@ class ConditionalGAN(LitlabModule):
         return self.generator(torch.randn(len(labels), self.latent_dim, device=labels.device), labels)
 
     def real_images(self, images: Tensor) -> Tensor:
-        mean = None if self.data_mean is None else self.data_mean.to(images.device)
-        std = None if self.data_std is None else self.data_std.to(images.device)
-        return to_tanh_range(images, mean, std)
+        """Real batches in [-1, 1], from their datamodule's pixel convention (as they are without one)."""
+        return images if self.pixels is None else self.pixels.convert(images, TANH)
 
     def discriminator_loss(self, real: Tensor, fake: Tensor, labels: Tensor) -> Tensor:
         real_logits = self.discriminator(real, labels)
@@ -146,6 +116,10 @@ class ConditionalGAN(LitlabModule):
     def on_train_epoch_end(self) -> None:
         if self.trainer.is_global_zero and self.loggers:
             log_image(self.loggers, "samples/fixed_noise", self.sample_grid(), self.current_epoch)
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """Images in [-1, 1] of the classes `batch["labels"]`, from fresh noise (seed it for repeatable images)."""
+        return self.sample(batch["labels"])
 
     def on_test_start(self) -> None:
         # Built here, after the checkpoint is restored, so the judge's weights never enter the GAN's state_dict.

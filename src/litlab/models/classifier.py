@@ -13,7 +13,7 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from litlab.models.base import LitlabModule, build_net, plain
+from litlab.models.base import LitlabModule, build_net
 from litlab.models.optim import configure
 from litlab.utils.figures import confusion_matrix_figure, log_figure
 
@@ -57,21 +57,7 @@ class ImageClassifier(LitlabModule):
         class_names: list[str] | None = None,
     ):
         super().__init__()
-        net, optimizer, scheduler = plain(net), plain(optimizer) or {"name": "adam"}, plain(scheduler)
-        self.save_hyperparameters(
-            {
-                "net": net,
-                "optimizer": optimizer,
-                "scheduler": scheduler,
-                "label_smoothing": label_smoothing,
-                "compile": compile,
-                "class_names": plain(class_names),
-            },
-            logger=False,
-        )
-        if isinstance(net, nn.Module):
-            # A module cannot go into the checkpoint's plain hyperparameters: pass it again when loading.
-            self.hparams.pop("net")
+        net = self.save_settings(default_optimizer={"name": "adam"})["net"]
         self.net = build_net(net)
         num_classes = getattr(self.net, "num_classes", None)
         if not isinstance(num_classes, int):
@@ -87,6 +73,7 @@ class ImageClassifier(LitlabModule):
         self.val_confmat = MulticlassConfusionMatrix(num_classes)
         self.test_confmat = MulticlassConfusionMatrix(num_classes)
         self.val_acc_best = MaxMetric()
+        self._resumed_acc_best: float | None = None
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -106,6 +93,7 @@ class ImageClassifier(LitlabModule):
                 f"The network predicts {self.num_classes} classes but the data has {data_classes}: "
                 "set model.net.num_classes to match."
             )
+        self.share_pixels()
         if self.hparams.compile and stage == "fit":
             self.net = torch.compile(self.net)
 
@@ -116,10 +104,21 @@ class ImageClassifier(LitlabModule):
         return loss, logits.argmax(dim=1), y
 
     def on_train_start(self) -> None:
-        # A fresh best value: the sanity check's validation must not count.
+        # A fresh best value: the sanity check's validation must not count; a resumed run carries its best on.
         self.val_acc_best.reset()
+        if self._resumed_acc_best is not None:
+            self.val_acc_best.update(torch.tensor(self._resumed_acc_best))
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         self.log("model/params_trainable", float(trainable), rank_zero_only=True)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        # torchmetrics keep their states out of the state_dict, so the best value travels beside it.
+        checkpoint["val_acc_best"] = self.val_acc_best.max_value.item()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self._resumed_acc_best = checkpoint.get("val_acc_best")
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss, preds, targets = self.model_step(batch)
@@ -178,6 +177,10 @@ class ImageClassifier(LitlabModule):
         self.test_metrics.update(preds, targets)
         self.test_confmat.update(preds, targets)
         self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """Class probabilities (N, classes) of `batch["images"]`, standardised as the training data were."""
+        return self(batch["images"]).softmax(dim=1)
 
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute(), sync_dist=True)

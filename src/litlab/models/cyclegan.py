@@ -10,12 +10,10 @@ from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from litlab.models.base import LitlabModule, build_net, plain
+from litlab.models.base import LitlabModule, build_net
 from litlab.models.gan_eval import ClassifierJudge, check_judge_path, load_judge
-from litlab.models.optim import build_optimizer
+from litlab.models.optim import GAN_ADAM, build_optimizer
 from litlab.utils.figures import image_grid, log_image
-
-GAN_ADAM = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
 
 
 class ImagePool:
@@ -136,29 +134,10 @@ class CycleGAN(LitlabModule):
         grid_images: int = 8,
     ):
         super().__init__()
-        generator, discriminator = plain(generator), plain(discriminator)
-        self.save_hyperparameters(
-            {
-                "generator": generator,
-                "discriminator": discriminator,
-                "optimizer": plain(optimizer) or dict(GAN_ADAM),
-                "lambda_cycle": lambda_cycle,
-                "lambda_identity": lambda_identity,
-                "use_identity": use_identity,
-                "pool_size": pool_size,
-                "lr_constant_epochs": lr_constant_epochs,
-                "lr_decay_epochs": lr_decay_epochs,
-                "classifier_ckpt": classifier_ckpt,
-                "grid_images": grid_images,
-            },
-            logger=False,
-        )
-        for name, net in (("generator", generator), ("discriminator", discriminator)):
-            if isinstance(net, nn.Module):
-                self.hparams.pop(name)
+        args = self.save_settings(default_optimizer=GAN_ADAM)
         self.automatic_optimization = False
-        self.g_ab, self.g_ba = self._build_pair(generator)
-        self.d_a, self.d_b = self._build_pair(discriminator)
+        self.g_ab, self.g_ba = self._build_pair(args["generator"])
+        self.d_a, self.d_b = self._build_pair(args["discriminator"])
         if use_identity and self.g_ab.in_channels != self.g_ab.out_channels:
             raise ValueError(
                 "The identity loss needs domains with the same number of channels: set model.use_identity=false."
@@ -168,6 +147,7 @@ class CycleGAN(LitlabModule):
         self.test_label_acc: MulticlassAccuracy | None = None
         self.test_cycle_a, self.test_cycle_b = MeanMetric(), MeanMetric()
         self.grid_batch: dict[str, Tensor] | None = None
+        self.predict_direction = "AtoB"
 
     @staticmethod
     def _build_pair(spec: nn.Module | Mapping[str, Any]) -> tuple[nn.Module, nn.Module]:
@@ -255,6 +235,11 @@ class CycleGAN(LitlabModule):
         if self.trainer.is_global_zero and self.loggers and self.grid_batch is not None:
             grid = self.sample_grid(self.grid_batch["A"], self.grid_batch["B"])
             log_image(self.loggers, "samples/cycle", grid, self.current_epoch)
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """`batch["images"]` (in [-1, 1]) translated in the direction `predict_direction`: "AtoB" or "BtoA"."""
+        generator = self.g_ba if self.predict_direction == "BtoA" else self.g_ab
+        return generator(batch["images"])
 
     def on_test_start(self) -> None:
         # Built after the checkpoint is restored, so the judge's weights never enter the CycleGAN's state_dict.

@@ -8,8 +8,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from litlab.models.base import build_net, plain
 from litlab.models.classifier import ImageClassifier
-from litlab.models.nets.resnet import pin_weights
-from litlab.utils.checkpoint import CheckpointError, load_checkpoint
+from litlab.utils.checkpoint import Checkpoint
 from litlab.utils.pylogger import RankedLogger
 
 log = RankedLogger(__name__)
@@ -33,21 +32,12 @@ def kd_loss(
 
 def load_teacher(ckpt_path: str) -> tuple[nn.Module, dict[str, Any]]:
     """The network of a litlab classifier checkpoint, rebuilt from its saved hyperparameters, and its spec."""
-    checkpoint = load_checkpoint(ckpt_path)
-    spec = (checkpoint.get("hyper_parameters") or {}).get("net")
-    if not isinstance(spec, Mapping):
-        raise CheckpointError(
-            f"Teacher checkpoint '{ckpt_path}' holds no network spec (hyper_parameters.net): give model.teacher_ckpt "
-            "a checkpoint of a litlab classifier, such as one from experiment=kd_teacher_linear."
-        )
-    spec = pin_weights(spec)
-    net = build_net(spec)
-    state = {
-        key.removeprefix("net.").replace("_orig_mod.", ""): value
-        for key, value in checkpoint["state_dict"].items()
-        if key.startswith("net.")
-    }
-    net.load_state_dict(state)
+    checkpoint = Checkpoint.open(ckpt_path, "model.teacher_ckpt")
+    net, spec = checkpoint.network()
+    pixels = checkpoint.pixels
+    if pixels is not None and hasattr(net, "set_input_pixels"):
+        # Until the student's datamodule (the same data) says otherwise at setup, the teacher's own.
+        net.set_input_pixels(pixels.mean, pixels.std)
     return net, spec
 
 

@@ -68,6 +68,15 @@ class WordVectors:
         values, ids = similarity.topk(min(k, len(self) - 1))
         return [(self.words[j], float(v)) for j, v in zip(ids.tolist(), values.tolist(), strict=True)]
 
+    def analogy(self, a: str, b: str, c: str, k: int = 10) -> list[tuple[str, float]]:
+        """The k words d nearest to b - a + c ("a is to b as c is to d", 3CosAdd), a, b and c left out."""
+        ids = [self._id(word) for word in (a, b, c)]
+        query = self.unit[ids[1]] - self.unit[ids[0]] + self.unit[ids[2]]
+        similarity = self.unit @ torch.nn.functional.normalize(query, dim=0)
+        similarity[ids] = -float("inf")
+        values, found = similarity.topk(min(k, len(self) - 3))
+        return [(self.words[j], float(v)) for j, v in zip(found.tolist(), values.tolist(), strict=True)]
+
     def analogy_accuracy(self, path: str | Path, restrict: int = 300_000, lowercase: bool = True) -> AnalogyResult:
         """Accuracy on an analogy file, answers searched among the `restrict` most frequent words (3CosAdd)."""
         index = {w: i for w, i in self.index.items() if i < restrict}

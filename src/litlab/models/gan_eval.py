@@ -9,31 +9,28 @@ weights are downloaded; its values are on that classifier's scale, not comparabl
 from pathlib import Path
 
 import torch
-from hydra.utils import get_class
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from litlab.utils.checkpoint import CheckpointError, load_checkpoint
+from litlab.utils.checkpoint import Checkpoint
+from litlab.utils.pixels import TANH, PixelConvention
 
-
-def to_unit(images: Tensor) -> Tensor:
-    """Images in [-1, 1] (the GANs' Tanh range) to [0, 1]."""
-    return (images + 1.0) / 2.0
+JUDGE_OPTION = "model.classifier_ckpt"
 
 
 class ClassifierJudge(nn.Module):
     """A frozen classifier that takes images in [-1, 1] and maps them to its own input convention.
 
-    The classifier saw images scaled to [0, 1] and standardised with its datamodule's `mean` and `std`;
-    the same mapping is applied here explicitly, since generators produce Tanh outputs.
+    Generators produce Tanh outputs; the classifier saw its training data's pixel convention (recorded in its
+    checkpoint: MNIST's standardised values), so images are converted from one to the other on the way in.
 
     Args:
         net: the classifier network; its last nn.Linear gives the logits, the input of that layer the features.
-        mean, std: the channel statistics its training data were standardised with.
+        pixels: the pixel convention of the classifier's training data.
     """
 
-    def __init__(self, net: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]):
+    def __init__(self, net: nn.Module, pixels: PixelConvention):
         super().__init__()
         linears = [module for module in net.modules() if isinstance(module, nn.Linear)]
         if not linears:
@@ -43,8 +40,7 @@ class ClassifierJudge(nn.Module):
         self.net = net.requires_grad_(False)
         self.num_features = linears[-1].in_features
         self.num_classes = linears[-1].out_features
-        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+        self.pixels = pixels
         self._captured: Tensor | None = None
         linears[-1].register_forward_hook(self._capture)
         self.train(False)
@@ -58,7 +54,7 @@ class ClassifierJudge(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         """The classifier's logits for images in [-1, 1]."""
-        return self.net((to_unit(images) - self.mean) / self.std)
+        return self.net(TANH.convert(images, self.pixels))
 
     def features(self, images: Tensor) -> Tensor:
         """The penultimate features (the last linear layer's input) for images in [-1, 1]."""
@@ -80,31 +76,21 @@ class PenultimateFeatures(nn.Module):
 
 def check_judge_path(ckpt_path: str | Path) -> None:
     """Fails before training, not after it, when the judge's checkpoint is missing."""
-    if not Path(ckpt_path).expanduser().is_file():
-        raise CheckpointError(
-            f"The classifier checkpoint model.classifier_ckpt='{ckpt_path}' does not exist: train it with "
-            "`python train.py experiment=mnist_cnn hydra.run.dir=logs/mnist_cnn_judge`, point "
-            "model.classifier_ckpt at another one, or set model.classifier_ckpt=null to skip the evaluation."
-        )
+    Checkpoint.require(ckpt_path, JUDGE_OPTION)
 
 
 def load_judge(ckpt_path: str | Path) -> ClassifierJudge:
     """Loads a litlab image-classifier checkpoint (e.g. of `experiment=mnist_cnn`) as a frozen judge.
 
-    The network is rebuilt from the checkpoint's own hyperparameters, read with `weights_only=True`; the
-    input statistics come from the datamodule class recorded in the checkpoint.
+    The network is rebuilt from the checkpoint's own hyperparameters, read with `weights_only=True`; its
+    input convention is the pixel convention the checkpoint recorded.
     """
-    checkpoint = load_checkpoint(ckpt_path)
-    record = checkpoint.get("litlab") or {}
-    names = (record.get("module") or "", record.get("datamodule") or "")
-    if not all(name.startswith("litlab.") for name in names):
-        raise CheckpointError(
-            f"Checkpoint '{ckpt_path}' does not name a litlab classifier and datamodule: pass a checkpoint of "
-            "`python train.py experiment=mnist_cnn` as model.classifier_ckpt."
-        )
-    module_cls, datamodule_cls = (get_class(name) for name in names)
-    classifier = module_cls.load_from_checkpoint(ckpt_path, map_location="cpu", weights_only=True)
-    return ClassifierJudge(classifier.net, tuple(datamodule_cls.mean), tuple(datamodule_cls.std))
+    checkpoint = Checkpoint.open(ckpt_path, JUDGE_OPTION)
+    net, _ = checkpoint.network()
+    pixels = checkpoint.pixels
+    if pixels is None:
+        raise checkpoint.error("records no pixel convention (its data are not images)")
+    return ClassifierJudge(net, pixels)
 
 
 class GenerationMetrics(nn.Module):

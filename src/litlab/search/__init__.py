@@ -1,1 +1,1 @@
-"""Optuna search through Hydra's multirun: the live trial, search spaces and sweep reports."""
+"""Optuna search through Hydra's multirun: the live trial and conditional search spaces (reports: litlab.reports)."""

@@ -1,35 +1,211 @@
-"""Reading checkpoints safely, with errors a user can act on."""
+"""The one place that reads litlab checkpoints: safely, with the trust check once, and errors a user can act on.
 
+Every consumer (eval.py, predict.py, export.py, the GAN judge, the distillation teacher) opens a checkpoint
+with `Checkpoint.open` and rebuilds what it needs from it: the LightningModule, the datamodule, the bare
+network, or the plain description of the data that predicting needs. Checkpoints are read with
+`weights_only=True` (no pickled code runs), and only litlab's own classes are rebuilt from the names inside
+them, since a checkpoint may come from anywhere.
+
+The writing side, `litlab_record`, is what `LitlabModule.on_save_checkpoint` stores under `checkpoint["litlab"]`.
+"""
+
+import fnmatch
 import pickle
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import get_class
+from lightning import LightningDataModule, LightningModule
+from torch import nn
+
+from litlab.utils.pixels import PixelConvention, checkpoint_pixels
+from litlab.utils.whitelist import NET_WHITELIST
+
+# What each option that takes a checkpoint should be given: the end of every error sentence about it.
+HINTS = {
+    "ckpt_path": "pass ckpt_path=<run dir>/checkpoints/<file>.ckpt written by litlab's train.py "
+    "(training prints where it saved the best checkpoint)",
+    "model.classifier_ckpt": "train one with `python train.py experiment=mnist_cnn hydra.run.dir=logs/mnist_cnn_judge` "
+    "and point model.classifier_ckpt at its best checkpoint, or set model.classifier_ckpt=null to skip the evaluation",
+    "model.teacher_ckpt": "point model.teacher_ckpt at a litlab classifier checkpoint, such as one written by "
+    "experiment=kd_teacher_linear",
+}
 
 
 class CheckpointError(ValueError):
-    """A checkpoint path that is missing, unreadable or not a litlab checkpoint."""
+    """A checkpoint that is missing, unreadable or not a litlab checkpoint; the message says what to pass."""
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Loads a checkpoint with `weights_only=True` (no arbitrary code runs) or explains what is wrong."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(
-            f"Checkpoint '{path}' does not exist: pass ckpt_path=<run dir>/checkpoints/<file>.ckpt "
-            "(training prints where it saved the best checkpoint)."
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as err:
-        raise CheckpointError(
-            f"Checkpoint '{path}' is corrupt or not a PyTorch checkpoint ({type(err).__name__}): "
-            "point ckpt_path at a .ckpt file written by a litlab training run."
-        ) from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise CheckpointError(
-            f"Checkpoint '{path}' holds no Lightning state_dict: "
-            "point ckpt_path at a .ckpt file written by a litlab training run."
-        )
-    return checkpoint
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+class Checkpoint:
+    """A litlab checkpoint read with `weights_only=True`, and what can be rebuilt from it.
+
+    Args:
+        path: the checkpoint file.
+        option: the setting the user gave the path with (`ckpt_path`, `model.teacher_ckpt`, ...), named in errors.
+    """
+
+    def __init__(self, path: Path, option: str, content: dict[str, Any]):
+        self.path, self.option, self.content = path, option, content
+        self.record: dict[str, Any] = content.get("litlab") or {}
+
+    @classmethod
+    def open(cls, path: str | Path, option: str = "ckpt_path") -> "Checkpoint":
+        """Reads the checkpoint at `path`, or raises a CheckpointError that says what is wrong and what to pass."""
+        path = Path(path).expanduser()
+        reader = cls(path, option, {})
+        if not path.is_file():
+            raise reader.error("does not exist")
+        try:
+            content = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            if "global" in str(err).lower():  # torch names the class or function it refused to unpickle
+                raise reader.error(
+                    "holds pickled Python objects besides tensors and plain values, which litlab never loads "
+                    "(weights_only=True)"
+                ) from None
+            raise reader.error(f"is corrupt or not a PyTorch checkpoint ({type(err).__name__})") from None
+        except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as err:
+            raise reader.error(f"is corrupt or not a PyTorch checkpoint ({type(err).__name__})") from None
+        if not isinstance(content, dict) or "state_dict" not in content:
+            raise reader.error("holds no Lightning state_dict")
+        return cls(path, option, content)
+
+    @classmethod
+    def require(cls, path: str | Path, option: str = "ckpt_path") -> None:
+        """Raises the "does not exist" sentence now, before a long run that would need the file at its end."""
+        if not Path(path).expanduser().is_file():
+            raise cls(Path(path).expanduser(), option, {}).error("does not exist")
+
+    def error(self, problem: str) -> CheckpointError:
+        """The one sentence for a problem with this checkpoint: what is wrong, then what to pass instead."""
+        hint = HINTS.get(self.option, f"point {self.option} at a .ckpt file written by litlab's train.py")
+        return CheckpointError(f"Checkpoint {self.option}='{self.path}' {problem}: {hint}.")
+
+    def litlab_class(self, key: str, base: type) -> type:
+        """The class the record names under `key` ("module", "datamodule"), if it is litlab's own and a `base`."""
+        name = self.record.get(key)
+        kind = base.__name__
+        # The name comes from the file, which may come from anywhere: only litlab's own classes are trusted.
+        if not isinstance(name, str) or not name.startswith("litlab."):
+            raise self.error(f"does not name a litlab {kind} (found {name!r}); litlab rebuilds only its own classes")
+        try:
+            found = get_class(name)
+        except (ImportError, AttributeError, ValueError) as err:
+            raise self.error(
+                f"names {name}, which this version of litlab does not have ({type(err).__name__})"
+            ) from None
+        if not (isinstance(found, type) and issubclass(found, base)):
+            raise self.error(f"names {name}, which is not a {kind}")
+        return found
+
+    @property
+    def module_name(self) -> str:
+        """The LightningModule's class name, for messages (e.g. "ImageClassifier")."""
+        return str(self.record.get("module") or "?").rsplit(".", 1)[-1]
+
+    def module(self) -> LightningModule:
+        """The LightningModule, rebuilt from the checkpoint's hyperparameters and weights (on the CPU)."""
+        module_cls = self.litlab_class("module", LightningModule)
+        try:
+            return module_cls.load_from_checkpoint(self.path, map_location="cpu", weights_only=True)
+        except (RuntimeError, TypeError, KeyError, ValueError) as err:
+            raise self.error(f"could not be rebuilt as {module_cls.__name__} ({_first_line(err)})") from None
+
+    def datamodule(self) -> LightningDataModule:
+        """The datamodule the model was trained with, rebuilt from the data settings saved in the checkpoint."""
+        datamodule_cls = self.litlab_class("datamodule", LightningDataModule)
+        try:
+            return datamodule_cls.load_from_checkpoint(self.path, weights_only=True)
+        except (RuntimeError, TypeError, KeyError, ValueError) as err:
+            raise self.error(f"could not rebuild its {datamodule_cls.__name__} ({_first_line(err)})") from None
+
+    def network(self) -> tuple[nn.Module, dict[str, Any]]:
+        """The bare network of a classifier checkpoint (`hyper_parameters.net`) with its trained weights, and its spec.
+
+        No LightningModule is rebuilt, so the trust check is on the network class: litlab's or torchvision's
+        (NET_WHITELIST). Pretrained-weight downloads are pinned off: the checkpoint holds the trained weights.
+        """
+        from litlab.models.base import build_net
+        from litlab.models.nets.resnet import pin_weights
+
+        spec = (self.content.get("hyper_parameters") or {}).get("net")
+        if not isinstance(spec, Mapping):
+            raise self.error(
+                f"holds no network spec (hyper_parameters.net): it is a {self.module_name}, not an image classifier"
+            )
+        target = str(spec.get("_target_"))
+        if not any(fnmatch.fnmatchcase(target, pattern) for pattern in NET_WHITELIST):
+            raise self.error(f"names the network {target!r}, not one of litlab's or torchvision's")
+        spec = pin_weights(spec)
+        state = {
+            key.removeprefix("net.").replace("_orig_mod.", ""): value
+            for key, value in self.content["state_dict"].items()
+            if key.startswith("net.")
+        }
+        try:
+            net = build_net(spec)
+            net.load_state_dict(state)
+        except (RuntimeError, TypeError, KeyError, ValueError) as err:
+            raise self.error(f"holds weights that do not fit its network {target} ({_first_line(err)})") from None
+        return net.eval(), spec
+
+    @property
+    def pixels(self) -> PixelConvention | None:
+        """The pixel convention of the training data (None for text); see `litlab.utils.pixels`."""
+        return checkpoint_pixels(self.content)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """What the data defined, as plain values (see `data_record`): image size, channels, class names,
+        tokenisation, and the pixel statistics `mean` and `std` of the recorded pixel convention."""
+        data = self.record.get("data")
+        data = dict(data) if isinstance(data, Mapping) else {}
+        pixels = self.pixels
+        if pixels is not None:
+            data.update(pixels.record())
+        return data
+
+
+def data_record(datamodule: LightningDataModule | None) -> dict[str, Any] | None:
+    """What predicting from the checkpoint alone needs from the data, as plain values.
+
+    The pixel convention is not repeated here: `litlab_record` keeps it once, under "pixels".
+    """
+    if datamodule is None:
+        return None
+    hparams = getattr(datamodule, "hparams", {})
+    vocab = getattr(datamodule, "vocab", None)
+    if vocab is not None:
+        return {"lowercase": bool(hparams.get("lowercase", True))}
+    if hasattr(datamodule, "num_classes") and hasattr(datamodule, "dims"):
+        channels, height, width = (int(n) for n in datamodule.dims)
+        names = getattr(datamodule, "class_names", None) or [str(i) for i in range(datamodule.num_classes)]
+        return {
+            "channels": channels,
+            "image_size": [height, width],
+            "class_names": [str(name) for name in names],
+        }
+    if "crop_size" in hparams:
+        size = int(hparams["crop_size"])
+        return {"image_size": [size, size]}
+    return None
+
+
+def litlab_record(module: LightningModule, datamodule: LightningDataModule | None) -> dict[str, Any]:
+    """`checkpoint["litlab"]`: the classes that rebuild the run, the pixel convention of its data, and what
+    predicting needs from the data."""
+    pixels = getattr(module, "pixels", None)
+    return {
+        "module": f"{type(module).__module__}.{type(module).__qualname__}",
+        "datamodule": f"{type(datamodule).__module__}.{type(datamodule).__qualname__}" if datamodule else None,
+        "pixels": pixels.record() if pixels is not None else None,
+        "data": data_record(datamodule),
+    }

@@ -1,43 +1,76 @@
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from lightning.fabric.utilities.logger import _convert_params, _flatten_dict, _sanitize_params
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning_utilities.core.rank_zero import rank_zero_only
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from litlab.utils.pylogger import RankedLogger
 
 log = RankedLogger(__name__)
 
+# Keys that say where files are, how fast data loads or what gets drawn, not what is trained: a comparison
+# of runs leaves them out.
+MODEL_SKIPPED = frozenset(
+    {"_recursive_", "_partial_", "class_names", "compile", "analogy_path", "similarity_path", "vectors_file"}
+    | {"grid_images", "projector_words", "samples_per_class"}
+)
+DATA_SKIPPED = frozenset({"data_dir", "root", "download", "num_workers", "pin_memory", "eval_batch_size"})
+TRAINER_KEPT = ("max_epochs", "precision")
+# The metrics every run's HParams row shows, beside the run's optimized_metric (those a model never logs
+# stay empty).
+HEADLINE_METRICS = ("val/loss", "val/acc", "test/loss", "test/acc")
+
+
+def _without(section: Mapping[str, Any] | None, skipped: frozenset[str]) -> dict[str, Any]:
+    return {key: value for key, value in (section or {}).items() if key not in skipped}
+
+
+def comparable_hparams(cfg: DictConfig, trial_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The hyperparameters runs are compared by, flattened to `model/net/dropout`-style names.
+
+    The model (its network, optimizer and scheduler included), the data, the trainer's epochs and precision,
+    the seed and, in an Optuna sweep, the trial's number and sampled parameters (`optuna/<name>`); callbacks,
+    loggers, paths and worker counts stay in the run folder's `.hydra/config.yaml`.
+    """
+    config = OmegaConf.to_container(cfg, resolve=True)
+    hparams = {
+        "model": _without(config.get("model"), MODEL_SKIPPED),
+        "data": _without(config.get("data"), DATA_SKIPPED),
+        "trainer": {key: config.get("trainer", {}).get(key) for key in TRAINER_KEPT},
+        "seed": config.get("seed"),
+    }
+    hparams.update({f"optuna/{name}": value for name, value in (trial_params or {}).items()})
+    return _sanitize_params(_flatten_dict(_convert_params(hparams)))
+
 
 @rank_zero_only
 def log_hyperparameters(object_dict: dict[str, Any]) -> None:
-    """Sends the run's config and the model's parameter counts to every logger.
+    """Sends the run's comparable hyperparameters (`comparable_hparams`) to every logger.
 
-    TensorBoard shows them in its HParams tab, so runs of a sweep can be compared side by side.
+    TensorBoard shows them in its HParams tab beside the headline metrics, so runs and the trials of a
+    sweep can be compared side by side.
     """
-    cfg = OmegaConf.to_container(object_dict["cfg"], resolve=True)
-    model = object_dict["model"]
+    cfg = object_dict["cfg"]
     trainer = object_dict["trainer"]
     if not trainer.logger:
         log.warning("No logger is configured: hyperparameters are not logged.")
         return
+    from litlab.callbacks.optuna_trial import OptunaTrialCallback  # here: the callbacks import these utils
 
-    hparams = {key: cfg.get(key) for key in ("model", "data", "trainer", "callbacks", "task_name", "tags")}
-    hparams["model/params/total"] = sum(p.numel() for p in model.parameters())
-    hparams["model/params/trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    hparams["model/params/non_trainable"] = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-    hparams["seed"] = cfg.get("seed")
-    hparams["ckpt_path"] = cfg.get("ckpt_path")
-    metric_names = [name for name in (cfg.get("optimized_metric"), "val/loss", "test/acc", "test/loss") if name]
+    trial_callback = next((c for c in object_dict.get("callbacks", ()) if isinstance(c, OptunaTrialCallback)), None)
+    trial_params, metric_names = None, [cfg.get("optimized_metric"), *HEADLINE_METRICS]
+    if trial_callback is not None:
+        trial = trial_callback.live.trial
+        trial_params = {"trial": trial.number, **trial.params}
+        metric_names += trial_callback.hparam_metrics
+    hparams = comparable_hparams(cfg, trial_params)
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)
-        # In an Optuna sweep the trial's callback writes this summary, with the trial's own parameters:
-        # TensorBoard shows only the first summary of a run.
-        if isinstance(logger, TensorBoardLogger) and cfg.get("optuna_trial") is None:
-            write_hparams_summary(logger, hparams, metric_names)
+        if isinstance(logger, TensorBoardLogger):
+            write_hparams_summary(logger, hparams, dict.fromkeys(name for name in metric_names if name))
 
 
 def write_hparams_summary(logger: TensorBoardLogger, params: dict[str, Any], metric_names: Iterable[str]) -> None:

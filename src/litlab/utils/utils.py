@@ -1,4 +1,5 @@
 import functools
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -48,8 +49,17 @@ def task_wrapper(task_func: Callable) -> Callable:
             raise
         finally:
             log.info(f"Output dir: {cfg.paths.output_dir}")
+            _finish_wandb_run()
 
     return wrap
+
+
+def _finish_wandb_run() -> None:
+    """Closes the run's W&B run, if one is open: W&B keeps it (and its offline file) open until the process
+    ends, so the next job of a multirun would log into it, and an in-process caller could not read it yet."""
+    wandb = sys.modules.get("wandb")  # never imported for the runs that do not use it
+    if wandb is not None and wandb.run is not None:
+        wandb.finish()
 
 
 def get_metric_value(metric_dict: dict[str, Any], metric_name: str | None) -> float | None:

@@ -1,6 +1,6 @@
 """torchvision's ResNet18 and ResNet50 with a new head, an optional CIFAR stem and optional pretrained weights."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -95,8 +95,9 @@ class ResNet(nn.Module):
         imagenet_input: resize inputs on the device to `resolution` and normalise them with ImageNet statistics,
             as pretrained weights expect; None means "when weights are given".
         resolution: the side inputs are resized to when `imagenet_input` is on.
-        data_mean, data_std: the statistics the datamodule standardised the input with, undone before
-            ImageNet's are applied (defaults: CIFAR-10's).
+        data_mean, data_std: the pixel convention of the input, x = (pixels / 255 - data_mean) / data_std, undone
+            before ImageNet's statistics are applied (default: [0, 1] inputs). A LitlabModule replaces them with
+            its datamodule's convention (`set_input_pixels`), so configs need not repeat a dataset's statistics.
     """
 
     def __init__(
@@ -109,8 +110,8 @@ class ResNet(nn.Module):
         stem: str = "auto",
         imagenet_input: bool | None = None,
         resolution: int = 224,
-        data_mean: tuple[float, ...] = (0.4914, 0.4822, 0.4465),
-        data_std: tuple[float, ...] = (0.2470, 0.2435, 0.2616),
+        data_mean: tuple[float, ...] | None = None,
+        data_std: tuple[float, ...] | None = None,
     ):
         super().__init__()
         builder = choose(ARCHS, arch, "ResNet architecture (model.net.arch)")
@@ -144,15 +145,23 @@ class ResNet(nn.Module):
         self.model.fc = nn.Linear(self.model.fc.in_features, num_classes)
 
         if self.imagenet_input:
-            channels = in_channels
-            mean = _per_channel(data_mean, channels, "data_mean")
-            std = _per_channel(data_std, channels, "data_std")
-            # One-channel input stands in for all three colour planes: the averaged statistics fit it best.
-            net_mean = _per_channel(IMAGENET_MEAN if channels == 3 else (sum(IMAGENET_MEAN) / 3,), channels, "")
-            net_std = _per_channel(IMAGENET_STD if channels == 3 else (sum(IMAGENET_STD) / 3,), channels, "")
             # Buffers, not constants: they follow the module to the device and into its dtype.
-            self.register_buffer("scale", std / net_std, persistent=False)
-            self.register_buffer("shift", (mean - net_mean) / net_std, persistent=False)
+            self.register_buffer("scale", torch.ones(in_channels), persistent=False)
+            self.register_buffer("shift", torch.zeros(in_channels), persistent=False)
+            self.set_input_pixels(data_mean or (0.0,), data_std or (1.0,))
+
+    def set_input_pixels(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """The input's pixel convention, x = (pixels / 255 - mean) / std, mapped to ImageNet's on the way in."""
+        if not self.imagenet_input:
+            return
+        channels = self.input_shape[0]
+        mean, std = _per_channel(mean, channels, "data_mean"), _per_channel(std, channels, "data_std")
+        # One-channel input stands in for all three colour planes: the averaged statistics fit it best.
+        net_mean = _per_channel(IMAGENET_MEAN if channels == 3 else (sum(IMAGENET_MEAN) / 3,), channels, "")
+        net_std = _per_channel(IMAGENET_STD if channels == 3 else (sum(IMAGENET_STD) / 3,), channels, "")
+        with torch.no_grad():
+            self.scale.copy_(std / net_std)
+            self.shift.copy_((mean - net_mean) / net_std)
 
     @staticmethod
     def _adapt_conv1(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
@@ -180,7 +189,7 @@ class ResNet(nn.Module):
         return self.model(x)
 
 
-def _per_channel(values: tuple[float, ...], channels: int, name: str) -> Tensor:
+def _per_channel(values: Sequence[float], channels: int, name: str) -> Tensor:
     values = tuple(values)
     if len(values) == 1:
         values = values * channels

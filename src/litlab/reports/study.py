@@ -1,7 +1,9 @@
 """A report of the runs of a sweep: a Markdown table of their test metrics and their confusion matrices.
 
 Every run that wrote a `results.json` (the `run_results` callback, part of `callbacks=study`) is one row;
-its name comes from the overrides that differ between the runs (for a study, the experiment).
+its name comes from the overrides that differ between the runs (for a study, the experiment). Runs that
+differ only by their seed share a row: each metric as mean ± sample standard deviation over the seeds, and
+one confusion matrix summed over them.
 """
 
 import json
@@ -13,6 +15,8 @@ from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics.classification import MulticlassConfusionMatrix
+
+from litlab.reports.seeds import SEED_KEY, format_mean_std, mean_std, run_names, run_overrides
 
 COLUMNS = (
     ("model", None),
@@ -31,16 +35,8 @@ def _job_order(run_dir: Path) -> tuple[int, str]:
     return (int(run_dir.name), "") if run_dir.name.isdigit() else (1 << 30, str(run_dir))
 
 
-def _overrides(run_dir: Path) -> dict[str, str]:
-    path = run_dir / ".hydra" / "overrides.yaml"
-    if not path.is_file():
-        return {}
-    pairs = (str(item).lstrip("+~").split("=", 1) for item in OmegaConf.load(path))
-    return {pair[0]: pair[1] for pair in pairs if len(pair) == 2}
-
-
 def load_runs(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """The results of every run under `sweep_dir`, in job order, each with a `name` and its `dir`."""
+    """The results of every run under `sweep_dir`, in job order, each with a `name` (seed left out), `seed`, `dir`."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(
@@ -52,21 +48,18 @@ def load_runs(sweep_dir: str | Path) -> list[dict[str, Any]]:
             f"No run under '{sweep_dir}' wrote a results.json: train with callbacks=study (the study experiments "
             "do) or add callbacks.run_results, and let the runs reach testing."
         )
-    overrides = [_overrides(run_dir) for run_dir in run_dirs]
-    varying = [
-        key for key in dict.fromkeys(k for o in overrides for k in o) if len({o.get(key) for o in overrides}) > 1
-    ]
+    names = run_names([run_overrides(run_dir) for run_dir in run_dirs], ignore=[SEED_KEY])
     runs = []
-    for run_dir, override in zip(run_dirs, overrides, strict=True):
+    for run_dir, name in zip(run_dirs, names, strict=True):
         results = json.loads((run_dir / "results.json").read_text())
-        parts = [override[key] if key == "experiment" else f"{key}={override.get(key)}" for key in varying]
         config_path = run_dir / ".hydra" / "config.yaml"
         config = OmegaConf.load(config_path) if config_path.is_file() else OmegaConf.create()
         class_names = OmegaConf.select(config, "model.class_names")
         runs.append(
             {
                 **results,
-                "name": ", ".join(parts) or str(run_dir.relative_to(sweep_dir)),
+                "name": name or str(run_dir.relative_to(sweep_dir)),
+                "seed": config.get(SEED_KEY),
                 "dir": run_dir,
                 "class_names": list(class_names) if class_names else None,
             }
@@ -81,34 +74,48 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
-def markdown_table(runs: list[dict[str, Any]]) -> str:
-    """One row per run: name, trainable parameters, test loss, accuracy, macro precision, recall, F1, epochs, time."""
-    lines = ["| " + " | ".join(title for title, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+def _groups(runs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
-        metrics = run.get("metrics", {})
-        cells = [run["name"], f"{run['params_trainable']:,}"]
-        cells += [f"{metrics[key]:.4f}" if key in metrics else "-" for _, key in COLUMNS[2:7]]
-        cells += [str(run["epochs"]) if run.get("epochs") is not None else "-", _duration(run.get("fit_seconds"))]
+        groups.setdefault(run["name"], []).append(run)
+    return groups
+
+
+def markdown_table(runs: list[dict[str, Any]]) -> str:
+    """One row per run (or per group of seeds): name, trainable parameters, test loss, accuracy, macro precision,
+    recall, F1, epochs, time; over several seeds, mean ± standard deviation and the mean time."""
+    lines = ["| " + " | ".join(title for title, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for name, group in _groups(runs).items():
+        label = name if len(group) == 1 else f"{name} ({len(group)} seeds)"
+        cells = [label, " / ".join(dict.fromkeys(f"{run['params_trainable']:,}" for run in group))]
+        for _, key in COLUMNS[2:7]:
+            values = [run["metrics"][key] for run in group if key in run.get("metrics", {})]
+            cells.append(format_mean_std(values) if values else "-")
+        epochs = [str(run["epochs"]) for run in group if run.get("epochs") is not None]
+        seconds = [run["fit_seconds"] for run in group if run.get("fit_seconds") is not None]
+        cells += [" / ".join(dict.fromkeys(epochs)) or "-", _duration(mean_std(seconds)[0] if seconds else None)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def confusion_matrices_figure(runs: list[dict[str, Any]]) -> Figure:
-    """The test confusion matrices of the runs side by side (torchmetrics' plot), titled by run name."""
-    runs = [run for run in runs if run.get("confusion_matrix")]
-    if not runs:
+    """The test confusion matrices of the runs side by side (torchmetrics' plot), titled by run name; the runs
+    of a group of seeds share one, summed over them."""
+    groups = _groups([run for run in runs if run.get("confusion_matrix")])
+    if not groups:
         raise ValueError("No run saved a test confusion matrix: the report needs classifier runs that were tested.")
-    n = len(runs)
-    size = len(runs[0]["confusion_matrix"])
+    n = len(groups)
+    size = len(next(iter(groups.values()))[0]["confusion_matrix"])
     side = min(3.0 + 0.3 * size, 9.0)
     fig = Figure(figsize=(side * n, side + 0.6), dpi=100)
-    for ax, run in zip(fig.subplots(1, n, squeeze=False).flat, runs, strict=True):
-        matrix = torch.tensor(run["confusion_matrix"])
+    for ax, (name, group) in zip(fig.subplots(1, n, squeeze=False).flat, groups.items(), strict=True):
+        matrix = sum(torch.tensor(run["confusion_matrix"]) for run in group)
         MulticlassConfusionMatrix(len(matrix)).plot(
-            val=matrix, ax=ax, add_text=len(matrix) <= 20, labels=run["class_names"]
+            val=matrix, ax=ax, add_text=len(matrix) <= 20, labels=group[0]["class_names"]
         )
-        accuracy = run.get("metrics", {}).get("test/acc")
-        ax.set_title(run["name"] + (f"\naccuracy {accuracy:.4f}" if accuracy is not None else ""), fontsize=10)
+        accuracies = [run["metrics"]["test/acc"] for run in group if "test/acc" in run.get("metrics", {})]
+        title = name if len(group) == 1 else f"{name}, {len(group)} seeds summed"
+        ax.set_title(title + (f"\naccuracy {format_mean_std(accuracies)}" if accuracies else ""), fontsize=10)
     fig.tight_layout()
     return fig
 

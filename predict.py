@@ -1,0 +1,23 @@
+"""Entry point: `python predict.py ckpt_path=PATH inputs=PATH` (see configs/predict.yaml and the README).
+
+The @hydra.main function lives in this file (Hydra's shell completion looks for it here), and the training
+stack is imported inside it, so that `--help` and `--cfg` answer without loading torch.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from litlab.utils.whitelist import EXECUTION_WHITELIST
+
+
+@hydra.main(config_path="configs", config_name="predict.yaml", execution_whitelist=EXECUTION_WHITELIST)
+def main(cfg: DictConfig) -> None:
+    from litlab.predict import predict
+    from litlab.utils import extras
+
+    extras(cfg)
+    predict(cfg)
+
+
+if __name__ == "__main__":
+    main()

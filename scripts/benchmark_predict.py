@@ -1,0 +1,92 @@
+"""predict.py on real images: the test split of a classifier's dataset written as PNG files, then predicted.
+
+    python scripts/benchmark_predict.py CKPT [--data-dir ../shared/data/mnist-subset] [--counts 1000 10000]
+
+For each count, the first N test images are written as PNG files into a temporary folder and
+`python predict.py ckpt_path=CKPT inputs=<folder>` runs on them as a separate process. The script prints
+the wall time, images per second, the process's peak memory (flat when the prediction writer does its job),
+the accuracy against the labels, and the agreement with the model run on the same images through the
+training pipeline (its datamodule's normalisation), which should be 100%.
+"""
+
+import argparse
+import csv
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torchvision.io import write_png
+
+from litlab.utils.checkpoint import Checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_predict(ckpt: Path, folder: Path, out: Path) -> tuple[float, float]:
+    """Runs predict.py as its own process (on trainer.accelerator=auto); returns its wall time and the peak
+    memory of the processes run so far (counts go up, so an unchanged peak means flat memory)."""
+    command = [
+        sys.executable,
+        str(ROOT / "predict.py"),
+        f"ckpt_path={ckpt}",
+        f"inputs={folder}",
+        f"hydra.run.dir={out}",
+        "extras.print_config=false",
+        "+trainer.enable_progress_bar=false",
+        "show=0",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seconds = time.perf_counter() - start
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("ckpt", type=Path, help="a classifier checkpoint (e.g. of experiment=mnist_cnn)")
+    parser.add_argument("--data-dir", help="where its dataset is (default: the data_dir saved in the checkpoint)")
+    parser.add_argument("--counts", type=int, nargs="+", default=[1000, 10000], help="test images per run")
+    args = parser.parse_args()
+
+    checkpoint = Checkpoint.open(args.ckpt)
+    datamodule = checkpoint.datamodule()
+    if args.data_dir:
+        datamodule.hparams.data_dir = args.data_dir
+        datamodule.hparams.download = False
+    datamodule.setup("test")
+    images, labels = datamodule.data_test.images, datamodule.data_test.labels
+    model = checkpoint.module().eval()
+    with torch.no_grad():
+        reference = torch.cat([model(datamodule.normalize(chunk)).argmax(1) for chunk in images.split(1000)])
+    names = checkpoint.data["class_names"]
+
+    print(f"{type(datamodule).__name__} test split: {len(images)} images; model {checkpoint.module_name}")
+    print("| images | wall time | images/s | peak memory | accuracy | same as the training pipeline |")
+    print("|---|---|---|---|---|---|")
+    for count in args.counts:
+        count = min(count, len(images))
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp, "images")
+            folder.mkdir()
+            for i in range(count):
+                write_png(images[i], str(folder / f"{i:05d}.png"))
+            seconds, peak_mb = run_predict(args.ckpt, folder, Path(tmp, "run"))
+            with open(Path(tmp, "run", "predictions.csv"), newline="", encoding="utf-8") as handle:
+                predicted = {int(Path(row["input"]).stem): names.index(row["class"]) for row in csv.DictReader(handle)}
+        order = torch.tensor([predicted[i] for i in range(count)])
+        accuracy = (order == labels[:count]).float().mean().item()
+        agreement = (order == reference[:count]).float().mean().item()
+        print(
+            f"| {count:,} | {seconds:.1f} s | {count / seconds:,.0f} | {peak_mb:,.0f} MB | {accuracy:.4f} | "
+            f"{agreement:.2%} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

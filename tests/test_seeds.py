@@ -1,0 +1,89 @@
+"""Several seeds: `python train.py -m ... seed=1,2` then scripts/report.py's seed table."""
+
+import csv
+import importlib.util
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from litlab import ROOT_DIR
+from litlab.reports.seeds import find_seed_runs, seed_table
+from litlab.reports.study import load_runs, markdown_table
+from tests.helpers.config import TEST_OVERRIDES
+
+spec = importlib.util.spec_from_file_location("report_script", ROOT_DIR / "scripts" / "report.py")
+report_script = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(report_script)
+
+
+def _row(table: str, *cells: str) -> list[str]:
+    for line in table.splitlines():
+        parts = [part.strip() for part in line.strip("|").split("|")]
+        if parts[: len(cells)] == list(cells):
+            return parts
+    raise AssertionError(f"no row {cells} in\n{table}")
+
+
+def test_seed_sweep_reports_mean_deviation_and_each_seed(tmp_path, monkeypatch, capsys):
+    from litlab.train import main
+
+    GlobalHydra.instance().clear()
+    overrides = [*TEST_OVERRIDES, "logger=csv", "trainer.max_epochs=1", "callbacks.model_summary=null"]
+    monkeypatch.setattr(sys, "argv", ["train.py", "-m", *overrides, "seed=1,2,3", f"hydra.sweep.dir={tmp_path}"])
+    main()
+    GlobalHydra.instance().clear()
+
+    accuracies = {}
+    for job in range(3):
+        with open(tmp_path / str(job) / "csv" / "version_0" / "metrics.csv") as file:
+            accuracies[job + 1] = next(float(r["test/acc"]) for r in csv.DictReader(file) if r.get("test/acc"))
+    assert len(set(accuracies.values())) > 1  # the seed reached the runs
+
+    report_script.main([str(tmp_path)])
+    table = (tmp_path / "seeds.md").read_text()
+    assert table in capsys.readouterr().out
+    row = _row(table, tmp_path.name, "test/acc")  # one group: only the seed varies
+    mean, std, *seeds = (float(cell) for cell in row[2:])
+    assert seeds == pytest.approx([accuracies[s] for s in (1, 2, 3)], abs=5e-5)
+    assert mean == pytest.approx(statistics.fmean(accuracies.values()), abs=5e-5)
+    assert std == pytest.approx(statistics.stdev(accuracies.values()), abs=5e-5)
+    assert {"test/loss", "test/f1", "test/precision", "test/recall"} <= {
+        line.split("|")[2].strip() for line in table.splitlines()[2:]
+    }
+
+
+def _fake_study_run(run_dir: Path, experiment: str, seed: int, acc: float) -> None:
+    (run_dir / ".hydra").mkdir(parents=True)
+    OmegaConf.save([f"experiment={experiment}", f"seed={seed}"], run_dir / ".hydra" / "overrides.yaml")
+    OmegaConf.save({"seed": seed, "model": {"class_names": None}}, run_dir / ".hydra" / "config.yaml")
+    results = {
+        "metrics": {"test/acc": acc, "test/loss": 1 - acc},
+        "params_trainable": 100,
+        "epochs": 5,
+        "fit_seconds": 60.0 * seed,
+        "confusion_matrix": [[seed, 0], [0, seed]],
+    }
+    (run_dir / "results.json").write_text(json.dumps(results))
+
+
+def test_study_report_merges_the_seeds_of_each_experiment(tmp_path):
+    values = {"mlp": (0.90, 0.92, 0.97), "cnn": (0.98, 0.99, 0.99)}
+    job = 0
+    for seed in (1, 2, 3):
+        for experiment, accs in values.items():
+            _fake_study_run(tmp_path / str(job), experiment, seed, accs[seed - 1])
+            job += 1
+    runs = load_runs(tmp_path)
+    assert [run["name"] for run in runs][:2] == ["mlp", "cnn"]
+    table = markdown_table(runs)
+    assert len(table.splitlines()) == 4  # header, rule, one row per experiment
+    mlp = _row(table, "mlp (3 seeds)")
+    assert mlp[3] == f"{statistics.fmean(values['mlp']):.4f} ± {statistics.stdev(values['mlp']):.4f}"
+    assert mlp[8] == "2 min 00 s"  # the mean training time
+    seeds = seed_table(find_seed_runs(tmp_path))
+    assert _row(seeds, "cnn", "test/acc")[4:] == ["0.9800", "0.9900", "0.9900"]
