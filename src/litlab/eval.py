@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 from litlab import CONFIG_DIR
 from litlab.utils import (
     RankedLogger,
+    drop_logger_callbacks,
     extras,
     instantiate_callbacks,
     instantiate_loggers,
@@ -17,6 +18,8 @@ from litlab.utils import (
     task_wrapper,
 )
 from litlab.utils.checkpoint import Checkpoint, CheckpointError
+from litlab.utils.cli import accept_null_groups
+from litlab.utils.errors import report_errors
 from litlab.utils.whitelist import EXECUTION_WHITELIST
 
 log = RankedLogger(__name__)
@@ -41,6 +44,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     # Callbacks that act on the test run, e.g. Grad-CAM: `python eval.py ckpt_path=... +callbacks=gradcam`.
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     logger = instantiate_loggers(cfg.get("logger"))
+    callbacks = drop_logger_callbacks(callbacks, logger)
     trainer: Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger or False)
     object_dict = {"cfg": cfg, "datamodule": datamodule, "model": model, "logger": logger, "trainer": trainer}
     if logger:
@@ -51,7 +55,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return dict(trainer.callback_metrics), object_dict
 
 
+@accept_null_groups
 @hydra.main(config_path=str(CONFIG_DIR), config_name="eval.yaml", execution_whitelist=EXECUTION_WHITELIST)
+@report_errors
 def main(cfg: DictConfig) -> None:
     extras(cfg)
     evaluate(cfg)

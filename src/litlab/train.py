@@ -13,6 +13,7 @@ from litlab import CONFIG_DIR
 from litlab.callbacks import trial_callbacks
 from litlab.utils import (
     RankedLogger,
+    drop_logger_callbacks,
     extras,
     get_metric_value,
     instantiate_callbacks,
@@ -20,6 +21,9 @@ from litlab.utils import (
     log_hyperparameters,
     task_wrapper,
 )
+from litlab.utils.checkpoint import Checkpoint
+from litlab.utils.cli import accept_null_groups
+from litlab.utils.errors import report_errors
 from litlab.utils.resume import resolve_last_checkpoint
 from litlab.utils.summary import print_run_summary
 from litlab.utils.whitelist import EXECUTION_WHITELIST
@@ -31,6 +35,8 @@ log = RankedLogger(__name__)
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Trains the model, then tests the best checkpoint; returns the metrics and the objects it built."""
     resolve_last_checkpoint(cfg)  # ckpt_path=last: the newest last.ckpt of this task and experiment
+    if cfg.get("train") and cfg.get("ckpt_path"):
+        Checkpoint.open(cfg.ckpt_path)  # a missing or corrupt file fails now, in one sentence, before any work
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
 
@@ -43,6 +49,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     callbacks: list[Callback] = instantiate_callbacks(cfg.get("callbacks"))
     callbacks += trial_callbacks(cfg)  # reports to the Optuna trial when a sweep launched this run
     logger: list[Logger] = instantiate_loggers(cfg.get("logger"))
+    callbacks = drop_logger_callbacks(callbacks, logger)
 
     log.info(f"Instantiating trainer <{cfg.trainer._target_}>")
     trainer: Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger or False)
@@ -77,7 +84,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return metric_dict, object_dict
 
 
+@accept_null_groups
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train.yaml", execution_whitelist=EXECUTION_WHITELIST)
+@report_errors
 def main(cfg: DictConfig) -> float | None:
     """Hydra's entry point; returns `optimized_metric` so that a sweeper can optimise it."""
     extras(cfg)

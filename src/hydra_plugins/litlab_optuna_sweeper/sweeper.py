@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
 from litlab.reports.sweep import format_importances, write_reports
+from litlab.search.directions import check_directions
 from litlab.search.trial import TRIAL_KEY, LiveTrial, live_trials
 from litlab.utils.pylogger import RankedLogger
 
@@ -183,6 +184,7 @@ class LitlabOptunaSweeperImpl(OptunaSweeperImpl):
             pruner=self.pruner or optuna.pruners.NopPruner(),
             directions=directions,
         )
+        check_directions(study, directions)
         previous = len(study.get_trials(deepcopy=False))
         log.info(
             f"Study '{study.study_name}' ({previous} trials so far), sampler {type(self.sampler).__name__}, "

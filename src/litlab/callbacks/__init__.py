@@ -1,3 +1,5 @@
+from litlab.callbacks.checkpoint import ModelCheckpoint
+from litlab.callbacks.divergence import DivergenceGuard
 from litlab.callbacks.dropblock import DropBlockSchedule
 from litlab.callbacks.gradcam import GradCAM
 from litlab.callbacks.optuna_trial import OptunaTrialCallback, trial_callbacks
@@ -6,8 +8,10 @@ from litlab.callbacks.results import RunResults
 from litlab.callbacks.test_curves import TestCurves
 
 __all__ = [
+    "DivergenceGuard",
     "DropBlockSchedule",
     "GradCAM",
+    "ModelCheckpoint",
     "OptunaTrialCallback",
     "RandomState",
     "RunResults",

@@ -16,6 +16,15 @@ class DatasetNotFoundError(FileNotFoundError):
     """A dataset that is neither on disk nor downloadable; the message says which files to place where."""
 
 
+def require_positive_ints(**settings: object) -> None:
+    """Refuses `data.*` settings that are not positive integers (for example `data.batch_size=abc`), by key."""
+    for name, value in settings.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"data.{name} must be a positive integer, got {value!r}: set for example data.{name}=64.")
+
+
 class TensorBatchDataset(Dataset):
     """Images (N, C, H, W) uint8 and labels (N,) int64, fetched a whole batch at a time.
 
@@ -110,8 +119,7 @@ class InMemoryImageDataModule(LightningDataModule):
         for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if value is not None and not 0.0 <= value < 1.0:
                 raise ValueError(f"data.{name} must be in [0, 1), got {value}.")
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be a positive integer, got {batch_size}.")
+        require_positive_ints(batch_size=batch_size, eval_batch_size=eval_batch_size)
         self.save_hyperparameters(logger=False)
         self.data_train: TensorBatchDataset | None = None
         self.data_val: TensorBatchDataset | None = None

@@ -17,7 +17,10 @@ from lightning import LightningDataModule
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from litlab.data.base import DatasetNotFoundError
+from litlab.data.base import DatasetNotFoundError, require_positive_ints
+from litlab.utils.pylogger import RankedLogger
+
+log = RankedLogger(__name__)
 
 TEXT8_URL = "http://mattmahoney.net/dc/text8.zip"
 TEXT8_MD5 = "f26f94c5209bc6159618bad4a559ff81"
@@ -51,12 +54,31 @@ def read_sentences(
         files = [path]
     sentences = []
     for file in files:
-        with open(file, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                words = tokenize(line, lowercase, token_pattern)
-                for start in range(0, len(words), max_sentence_length):
-                    sentences.append(words[start : start + max_sentence_length])
+        before = len(sentences)
+        for line in _text_lines(file):
+            words = tokenize(line, lowercase, token_pattern)
+            for start in range(0, len(words), max_sentence_length):
+                sentences.append(words[start : start + max_sentence_length])
+        if len(sentences) == before:
+            log.warning(f"Corpus file '{file}' holds no words (it is empty or has no letters).")
+    if not sentences:
+        raise ValueError(f"The corpus '{path}' holds no words: set data.corpus to a text file with some text in it.")
     return sentences
+
+
+def _text_lines(file: Path) -> Iterator[str]:
+    """The lines of a UTF-8 text file; a binary file (NUL bytes, or bytes that are not UTF-8) is refused."""
+    with open(file, encoding="utf-8") as handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                if "\x00" in line:
+                    raise UnicodeError(f"line {number} holds NUL bytes")
+                yield line
+        except UnicodeError as err:
+            raise ValueError(
+                f"Corpus file '{file}' is not UTF-8 text ({err}): set data.corpus to a plain text file "
+                "(or a folder of them), not a binary or compressed one."
+            ) from None
 
 
 @dataclass
@@ -222,11 +244,9 @@ class TextCorpusDataModule(LightningDataModule):
         for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if not 0.0 <= value < 1.0:
                 raise ValueError(f"data.{name} must be in [0, 1), got {value}.")
-        if window < 1 or batch_size < 1 or min_count < 1:
-            raise ValueError(
-                f"data.window, data.batch_size and data.min_count must be positive, got {window}, {batch_size}, "
-                f"{min_count}."
-            )
+        require_positive_ints(
+            window=window, batch_size=batch_size, eval_batch_size=eval_batch_size, min_count=min_count
+        )
         self.save_hyperparameters(logger=False)
         self.vocab: Vocabulary | None = None
         self.splits: dict[str, tuple[Tensor, Tensor]] = {}

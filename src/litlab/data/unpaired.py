@@ -17,7 +17,7 @@ from torchvision.io import ImageReadMode, decode_image
 from torchvision.transforms.v2.functional import resize
 
 from litlab.data.augment import random_hflip
-from litlab.data.base import DatasetNotFoundError, keep_batch
+from litlab.data.base import DatasetNotFoundError, keep_batch, require_positive_ints
 from litlab.data.digits import DigitsDataModule
 from litlab.data.mnist import MNISTDataModule
 from litlab.utils.pixels import TANH
@@ -100,8 +100,7 @@ class UnpairedImageDataModule(LightningDataModule):
         pin_memory: bool = False,
     ):
         super().__init__()
-        if batch_size < 1:
-            raise ValueError(f"data.batch_size must be a positive integer, got {batch_size}.")
+        require_positive_ints(batch_size=batch_size, eval_batch_size=eval_batch_size)
         self.save_hyperparameters(logger=False)
         self.data_train: UnpairedDataset | None = None
         self.data_test: UnpairedDataset | None = None

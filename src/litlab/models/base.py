@@ -7,7 +7,7 @@ from lightning import LightningModule
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
-from litlab.models.optim import check_optimizer, check_scheduler
+from litlab.models.optim import check_optimizer, check_resumed_schedules, check_scheduler
 from litlab.utils.checkpoint import litlab_record
 from litlab.utils.pixels import PixelConvention, checkpoint_pixels
 from litlab.utils.whitelist import NET_WHITELIST
@@ -68,6 +68,10 @@ class LitlabModule(LightningModule):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    def on_train_start(self) -> None:
+        # Here, not in configure_optimizers: a resumed scheduler's state is restored only after that.
+        check_resumed_schedules(self.trainer)
 
     def save_settings(self, default_optimizer: Mapping[str, Any]) -> dict[str, Any]:
         """Saves the arguments of the calling `__init__` as plain hyperparameters and returns them.

@@ -104,6 +104,7 @@ class ImageClassifier(LitlabModule):
         return loss, logits.argmax(dim=1), y
 
     def on_train_start(self) -> None:
+        super().on_train_start()
         # A fresh best value: the sanity check's validation must not count; a resumed run carries its best on.
         self.val_acc_best.reset()
         if self._resumed_acc_best is not None:

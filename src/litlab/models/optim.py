@@ -229,6 +229,24 @@ def build_scheduler(
     return {"scheduler": scheduler, "interval": "epoch", "monitor": monitor}
 
 
+def check_resumed_schedules(trainer: Any) -> None:
+    """Refuses a resume whose one-cycle schedule is shorter than the run now asks for.
+
+    OneCycleLR restores its planned total of steps from the checkpoint, so resuming with a larger
+    `trainer.max_epochs` would train on until the schedule runs out, then fail with torch's "Tried to
+    step ... times".
+    """
+    needed = trainer.estimated_stepping_batches
+    for config in trainer.lr_scheduler_configs:
+        scheduler = config.scheduler
+        if isinstance(scheduler, optim.lr_scheduler.OneCycleLR) and scheduler.total_steps < needed:
+            raise ValueError(
+                f"The resumed one-cycle schedule was planned for {scheduler.total_steps} steps, but "
+                f"trainer.max_epochs={trainer.max_epochs} needs {needed}: resume with the original "
+                "trainer.max_epochs, or start a new run (without ckpt_path) for a longer schedule."
+            )
+
+
 def configure(
     params: Iterable, optimizer: Mapping[str, Any], scheduler: Mapping[str, Any] | None, total_steps: int
 ) -> dict[str, Any]:

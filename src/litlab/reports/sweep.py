@@ -25,13 +25,19 @@ PLOTS = {
 }
 
 
+# The evaluator is passed explicitly, so that the label printed with the figures is the method that made them
+# (Optuna 5's default is PED-ANOVA, no longer fANOVA).
+IMPORTANCE_EVALUATOR = optuna.importance.PedAnovaImportanceEvaluator
+IMPORTANCE_LABEL = "PED-ANOVA: how much each parameter sets the best trials apart"
+
+
 def param_importances(study: optuna.Study) -> dict[str, float]:
-    """fANOVA importances over the parameters every finished trial shares; empty while fewer than 2 finished."""
+    """PED-ANOVA importances over the parameters every finished trial shares; empty while fewer than 2 finished."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < 2 or len(study.directions) > 1:
         return {}
     try:
-        return optuna.importance.get_param_importances(study)
+        return optuna.importance.get_param_importances(study, evaluator=IMPORTANCE_EVALUATOR())
     except (ValueError, RuntimeError) as err:
         # e.g. every trial got the same value: nothing to apportion.
         log.warning(f"Parameter importances could not be computed: {err}")
@@ -63,6 +69,7 @@ def write_reports(study: optuna.Study, out_dir: str | Path) -> dict[str, float]:
     result = best_result(study)
     if importances:
         result["param_importances"] = importances
+        result["param_importances_evaluator"] = IMPORTANCE_EVALUATOR.__name__
     OmegaConf.save(OmegaConf.create(result), out_dir / "optimization_results.yaml")
 
     table = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration", "user_attrs"))
@@ -95,4 +102,4 @@ def format_importances(importances: dict[str, float]) -> str:
         return "Parameter importances: not enough finished trials to compute them."
     width = max(map(len, importances))
     lines = [f"  {name:<{width}}  {value:6.3f}  {'#' * round(40 * value)}" for name, value in importances.items()]
-    return "Parameter importances (fANOVA, share of the objective's variance):\n" + "\n".join(lines)
+    return f"Parameter importances ({IMPORTANCE_LABEL}):\n" + "\n".join(lines)

@@ -1,5 +1,6 @@
 from hydra.utils import instantiate
 from lightning import Callback
+from lightning.pytorch.callbacks import DeviceStatsMonitor, LearningRateMonitor
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
@@ -31,3 +32,17 @@ def instantiate_callbacks(callbacks_cfg: DictConfig | None) -> list[Callback]:
 def instantiate_loggers(logger_cfg: DictConfig | None) -> list[Logger]:
     """Instantiates every logger of the `logger` group (entries set to null are skipped)."""
     return _instantiate_group(logger_cfg, "logger")
+
+
+# Callbacks that only feed a logger, and that Lightning refuses to run without one.
+LOGGER_ONLY_CALLBACKS: tuple[type[Callback], ...] = (LearningRateMonitor, DeviceStatsMonitor)
+
+
+def drop_logger_callbacks(callbacks: list[Callback], loggers: list[Logger]) -> list[Callback]:
+    """Without a logger (`logger=null`, `~logger`), drops the callbacks that would only feed one, and says so."""
+    if loggers:
+        return callbacks
+    dropped = [type(c).__name__ for c in callbacks if isinstance(c, LOGGER_ONLY_CALLBACKS)]
+    if dropped:
+        log.info(f"No logger configured: dropping the callbacks that need one ({', '.join(dropped)}).")
+    return [c for c in callbacks if not isinstance(c, LOGGER_ONLY_CALLBACKS)]

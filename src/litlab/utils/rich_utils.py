@@ -1,3 +1,4 @@
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,6 +44,11 @@ def enforce_tags(cfg: DictConfig, save_to_file: bool = False) -> None:
         return
     if "id" in HydraConfig().cfg.hydra.job:
         raise ValueError("Tags are required in a multirun: set them with `tags=[...]` on the command line.")
+    if not sys.stdin.isatty():
+        raise ValueError(
+            "No tags are given and there is no terminal to ask for them: set them with `tags=[...]` on the "
+            "command line (or extras.enforce_tags=false)."
+        )
     log.warning("No tags given in the config; asking for them.")
     tags = [t.strip() for t in Prompt.ask("Enter a list of comma separated tags", default="dev").split(",")]
     with open_dict(cfg):

@@ -4,13 +4,15 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import execution_whitelist
 from omegaconf import DictConfig
 from optuna import TrialPruned
 
 from litlab.utils.pylogger import RankedLogger
 from litlab.utils.rich_utils import enforce_tags, print_config_tree
-from litlab.utils.whitelist import EXECUTION_WHITELIST
+from litlab.utils.whitelist import EXECUTION_WHITELIST, refuse_loading_targets
 
 log = RankedLogger(__name__)
 
@@ -29,7 +31,10 @@ def extras(cfg: DictConfig) -> None:
 
 
 def task_wrapper(task_func: Callable) -> Callable:
-    """Runs a task under the project's execution whitelist, logs its failure, and says where its output went.
+    """Runs a task under the project's execution whitelist and says where its output went.
+
+    A failure is not logged here: Hydra writes its traceback to the run's log file, and a single run
+    prints it as one sentence (litlab.utils.errors).
 
     The whitelist is applied here, not only in `@hydra.main`, so that tests and notebooks calling
     `train(cfg)` directly get the same protection.
@@ -38,14 +43,12 @@ def task_wrapper(task_func: Callable) -> Callable:
     @functools.wraps(task_func)
     def wrap(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         try:
+            refuse_loading_targets(cfg)
             with execution_whitelist(EXECUTION_WHITELIST):
                 return task_func(cfg=cfg)
         except TrialPruned as pruned:
             # An Optuna sweep stopping a weak trial is no error: no traceback.
             log.info(f"Optuna pruned this trial: {pruned}")
-            raise
-        except Exception:
-            log.exception("")
             raise
         finally:
             log.info(f"Output dir: {cfg.paths.output_dir}")
@@ -63,16 +66,21 @@ def _finish_wandb_run() -> None:
 
 
 def get_metric_value(metric_dict: dict[str, Any], metric_name: str | None) -> float | None:
-    """Returns the metric a sweeper optimises; NaN is passed on so that the sweeper can mark the trial failed."""
+    """Returns the metric a sweeper optimises; NaN is passed on so that the sweeper can mark the trial failed.
+
+    A metric the run did not log fails a sweep's trial (the sweeper has nothing to optimise), but a single
+    run that trained and tested has done its work: there it is a warning.
+    """
     if not metric_name:
         log.info("No optimized_metric is set: returning no value to the sweeper.")
         return None
     if metric_name not in metric_dict:
         available = ", ".join(sorted(metric_dict)) or "none"
-        raise KeyError(
-            f"The optimized_metric '{metric_name}' was not logged by this run (logged: {available}): "
-            "set optimized_metric to one of them."
-        )
+        message = f"The optimized_metric '{metric_name}' was not logged by this run (logged: {available})"
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise KeyError(f"{message}: set optimized_metric to one of them.")
+        log.warning(f"{message}; a sweep would fail this trial: set optimized_metric to one of them.")
+        return None
     value = float(metric_dict[metric_name])
     log.info(f"Retrieved metric value: {metric_name}={value}")
     return value

@@ -1,0 +1,136 @@
+"""One sentence per error on the terminal; the full traceback in the run's log file.
+
+Hydra 1.4 prints a failed job's traceback (60 to 300 lines for an error raised inside Lightning) and
+writes it to the job's log file. A user who mistyped a setting needs the message, the key at fault and
+the fix, so a single run (`python train.py ...`) prints one sentence and exits 1; `HYDRA_FULL_ERROR=1`
+restores Hydra's full report. In a multirun the exception goes on to the sweeper, which records the
+trial as failed.
+"""
+
+import functools
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
+from optuna import TrialPruned
+
+log = logging.getLogger(__name__)
+
+_FULL_KEY = re.compile(r"(?:^|\n)full_key: (\S+)")
+_TARGET = re.compile(r"Error in call to target '([^']+)'")
+_NO_ACCELERATOR = re.compile(
+    r"(\w+?)Accelerator can not run on your system since the accelerator is not available"
+    r"|No supported (\w+) backend found"
+)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def _accelerator_missing(err: BaseException) -> str | None:
+    match = _NO_ACCELERATOR.search(_one_line(err))
+    if not match:
+        return None
+    name = (match.group(1) or match.group(2)).lower().replace("cuda", "gpu")
+    return (
+        f"trainer.accelerator={name} asks for a {name.upper()}, but this machine has none: run on the CPU with "
+        "trainer=cpu (or trainer.accelerator=cpu; trainer.accelerator=auto takes what is there)."
+    )
+
+
+_REFUSED_TARGET = re.compile(
+    r"Target '([^']+)'(?: \(resolved from '([^']+)'\))? (?:is not in|cannot be authorized by) the Hydra execution"
+)
+
+
+def _config_key(err: BaseException) -> str | None:
+    for text in (str(err), *getattr(err, "__notes__", ())):
+        match = _FULL_KEY.search(text)
+        if match:
+            return match.group(1)
+    return None
+
+
+def _target_refused(err: BaseException) -> str | None:
+    match = _REFUSED_TARGET.search(_one_line(err))
+    if not match:
+        return None
+    target = match.group(2) or match.group(1)
+    key = _config_key(err)
+    where = f"The config key `{key}._target_`" if key else "A config"
+    return (
+        f"{where} names `{target}`, which configs may not run (they may build the Trainer, callbacks, loggers, "
+        "profilers, strategies, plugins, optimizers, Optuna samplers, pruners and storages, and litlab's own "
+        "classes; see litlab/utils/whitelist.py): remove it or name one of those."
+    )
+
+
+# Library errors whose own message does not say what to change, and the sentence that does.
+TRANSLATIONS: tuple[Callable[[BaseException], str | None], ...] = (_accelerator_missing, _target_refused)
+
+
+def describe(err: BaseException) -> str:
+    """One line for an exception: its class and message, the config key it came from, and a fix if known."""
+    if isinstance(err, InstantiationException) and err.__cause__ is not None:
+        cause = describe(err.__cause__)
+        target = _TARGET.search(str(err))
+        where = _config_key(err) or (target.group(1) if target else None)
+        return f"{cause} (building `{where}`)" if where and where not in cause else cause
+    for translate in TRANSLATIONS:
+        sentence = translate(err)
+        if sentence:
+            return sentence
+    text = f"{type(err).__name__}: {_one_line(_FULL_KEY.sub('', str(err)))}"
+    # Hydra names the config key of a failing `_target_` in a note on the exception (or in its message).
+    key = _config_key(err)
+    return f"{text} (building `{key}`)" if key and key not in text else text
+
+
+def _log_files() -> list[str]:
+    return [h.baseFilename for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+
+
+def _log_to_files(err: BaseException) -> None:
+    # The console handler must not repeat what the sentence says; the file keeps the whole story.
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "Job failed", (), (type(err), err, err.__traceback__))
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and record.levelno >= handler.level:
+            handler.handle(record)
+
+
+def _single_run() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.RUN
+
+
+def sentence(err: BaseException) -> str:
+    """The line a user sees: what is wrong and how to fix it, then where the full traceback is."""
+    files = _log_files()
+    where = f"full traceback in {files[0]}; " if files else ""
+    return f"{describe(err)} [{where}HYDRA_FULL_ERROR=1 prints it here]"
+
+
+def report_errors(task: Callable[..., Any]) -> Callable[..., Any]:
+    """Wraps a Hydra task function: a failing single run prints one sentence and exits with status 1."""
+
+    @functools.wraps(task)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return task(*args, **kwargs)
+        except TrialPruned:
+            raise
+        except Exception as err:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1" or not _single_run():
+                raise
+            _log_to_files(err)
+            sys.stdout.flush()
+            print(sentence(err), file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+
+    return wrapped
