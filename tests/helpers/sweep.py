@@ -10,7 +10,7 @@ import optuna
 from hydra.core.global_hydra import GlobalHydra
 
 from litlab import ROOT_DIR
-from tests.helpers.config import TEST_OVERRIDES
+from tests.helpers.config import TEST_OVERRIDES, run_entry
 
 # Trials small enough for a test: a few batches of the bundled digits, no checkpoints, no model summary.
 FAST_TRIAL = [
@@ -32,11 +32,9 @@ def sweep_args(overrides: list[str], sweep_dir: Path) -> list[str]:
 
 def run_sweep(overrides: list[str], sweep_dir: Path, monkeypatch) -> None:
     """Runs `python train.py -m <overrides>` in this process (the default launcher runs trials in-process too)."""
-    from litlab.train import main
-
     GlobalHydra.instance().clear()
     monkeypatch.setattr(sys, "argv", ["train.py", *sweep_args(overrides, sweep_dir)])
-    main()
+    run_entry("train.py")
     GlobalHydra.instance().clear()
 
 
