@@ -264,13 +264,9 @@ def test_a_silent_trial_is_failed_and_queued_again_with_its_parameters(kind, tmp
 
 
 @pytest.mark.slow
-def test_three_workers_on_one_postgresql_study(request, tmp_path, monkeypatch):
+def test_three_workers_on_one_postgresql_study(postgres_url, tmp_path, monkeypatch):
     # Three joblib workers on one study in a real PostgreSQL server (tests/helpers/postgres.py), its URL
     # given through the environment only.
-    try:
-        postgres_url = request.getfixturevalue("postgres_url")
-    except pytest.FixtureLookupError:
-        pytest.skip("the postgres_url fixture (a PostgreSQL server from pgserver) is not part of this checkout")
     monkeypatch.setenv("LITLAB_TEST_STORAGE", postgres_url)
     run_sweep(
         [

@@ -14,7 +14,7 @@ class LitlabOptunaSweeperConf(OptunaSweeperConf):
     n_trials: the study's target of finished trials (complete, pruned, or failed by a crash or a NaN); a rerun
         of the same command continues to it. null: no cap, stop on `timeout` or an exhausted grid.
     n_jobs: worker jobs launched at once through hydra/launcher; each runs trials one after another.
-    storage: a database URL (`sqlite:///logs/optuna.db`, `${oc.env:OPTUNA_STORAGE}`), or an `optuna.storages.*`
+    storage: a database URL (`sqlite:///logs/optuna.db`, `${oc.env:LITLAB_STORAGE}`), or an `optuna.storages.*`
         `_target_` mapping such as a JournalStorage; null: a journal file in the sweep folder.
     pruner: any `optuna.pruners.*` as a `_target_` mapping; null never prunes. Each trial reports
         `monitor` (default: the run's `optimized_metric`) after every validation epoch either way.
