@@ -12,7 +12,6 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
 from litlab import speed
-from litlab.callbacks import trial_callbacks
 from litlab.utils.checkpoint import Checkpoint
 from litlab.utils.errors import report_errors
 from litlab.utils.instantiators import drop_logger_callbacks, instantiate_callbacks, instantiate_loggers
@@ -42,7 +41,6 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     model: LightningModule = instantiate(cfg.model)
 
     callbacks: list[Callback] = instantiate_callbacks(cfg.get("callbacks"))
-    callbacks += trial_callbacks(cfg)  # reports to the Optuna trial when a sweep launched this run
     logger: list[Logger] = instantiate_loggers(cfg.get("logger"))
     callbacks = drop_logger_callbacks(callbacks, logger)
 

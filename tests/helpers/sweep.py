@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -56,3 +57,13 @@ def trials_by_state(storage: str, study_name: str) -> dict[str, list[optuna.tria
     for trial in study.get_trials(deepcopy=False):
         grouped.setdefault(trial.state.name, []).append(trial)
     return grouped
+
+
+def wait_for(condition, timeout: float, process=None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the sweep process ended early with exit code {process.returncode}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting after {timeout} s")
+        time.sleep(1)

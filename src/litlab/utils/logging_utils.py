@@ -63,7 +63,7 @@ def log_hyperparameters(object_dict: dict[str, Any]) -> None:
     trial_callback = next((c for c in object_dict.get("callbacks", ()) if isinstance(c, OptunaTrialCallback)), None)
     trial_params, metric_names = None, [cfg.get("optimized_metric"), *HEADLINE_METRICS]
     if trial_callback is not None:
-        trial = trial_callback.live.trial
+        trial = trial_callback.trial
         trial_params = {"trial": trial.number, **trial.params}
         metric_names += trial_callback.hparam_metrics
     hparams = comparable_hparams(cfg, trial_params)
