@@ -4,6 +4,9 @@ import optuna
 from optuna_integration import PyTorchLightningPruningCallback
 
 from litlab.search.storage import build_storage, study_and_trial_ids
+from litlab.utils.pylogger import RankedLogger
+
+log = RankedLogger(__name__)
 
 
 def sweep_storage() -> Any:
@@ -24,7 +27,8 @@ class OptunaTrialCallback(PyTorchLightningPruningCallback):
     `callbacks.optuna_trial` with the study's name and the trial's number, so the trial is found through the
     study's storage from whatever process or machine runs the job. Optuna's own callback does the reporting
     and raises `optuna.TrialPruned`, which the sweep records as PRUNED. `log_hyperparameters` puts the trial's
-    number and parameters, and `hparam_metrics`, in TensorBoard's HParams tab, so that it compares all trials.
+    number and parameters, and `hparam_metrics`, in TensorBoard's HParams tab (`comparable_hparams`), so
+    that it compares all trials.
 
     storage: a storage URL, `optuna.storages` object or None for the storage of the sweep that launched this run
         (read from Hydra's runtime config, so a password in it never enters the run's own config).
@@ -60,3 +64,17 @@ class OptunaTrialCallback(PyTorchLightningPruningCallback):
     @property
     def trial(self) -> optuna.trial.Trial:
         return self._trial
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        try:
+            super().on_validation_end(trainer, pl_module)
+        except optuna.TrialPruned as pruned:
+            # No error: the sweep records the trial PRUNED; the run's log says why it stopped early.
+            log.info(f"Optuna pruned this trial: {pruned}")
+            raise
+
+    def comparable_hparams(self) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """What `log_hyperparameters` shows in the HParams tab for this run: the trial's number and
+        parameters (`optuna/<name>`), and the metrics beside them."""
+        params = {"trial": self.trial.number, **self.trial.params}
+        return {f"optuna/{name}": value for name, value in params.items()}, self.hparam_metrics
