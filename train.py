@@ -1,6 +1,26 @@
-"""Entry point: `python train.py experiment=NAME [key=value ...]` (see configs/ and the README)."""
+"""Entry point: `python train.py experiment=NAME [key=value ...]` (see configs/ and the README).
 
-from litlab.train import main
+The training stack (torch, Lightning) is imported inside the task function, once a run starts: `--help`,
+`--cfg job`, `--info` and TAB completion (which runs this file on every TAB) answer without it. Hydra's bash
+completion completes only files that hold their `@hydra.main` themselves, hence the decorator here.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from litlab import CONFIG_DIR
+from litlab.utils.cli import accept_null_groups
+from litlab.utils.whitelist import EXECUTION_WHITELIST
+
+
+@accept_null_groups  # `logger=null` turns a config group off, as in lightning-hydra-template
+@hydra.main(config_path=str(CONFIG_DIR), config_name="train.yaml", execution_whitelist=EXECUTION_WHITELIST)
+def main(cfg: DictConfig) -> float | None:
+    """Trains, then tests the best checkpoint; returns `optimized_metric` so that a sweeper can optimise it."""
+    from litlab.train import run
+
+    return run(cfg)
+
 
 if __name__ == "__main__":
     main()

@@ -4,23 +4,26 @@
 
 1. plain: a hand-written PyTorch loop over in-memory tensors (the floor);
 2. litlab: our MNISTDataModule and ImageClassifier (all its metrics) under a Lightning Trainer with the
-   template's profiler setting (`NoProfiler`, configs/trainer/default.yaml);
+   template's speed measures (`NoProfiler` and the others of src/litlab/speed.py);
    (also printed: lightning-bare, our datamodule with a stock LightningModule that only computes the loss,
-   under a stock Trainer: what Lightning costs before litlab's savings);
+   under a stock Trainer: what Lightning costs before litlab's savings; and litlab-no-speedups, way 2 with
+   litlab's speed measures off, as `speedups=false` runs it: what the measures of src/litlab/speed.py save);
 3. torchvision: `MNIST(transform=ToTensor()+Normalize())` through a DataLoader, sample by sample via PIL.
 
 The MLP is 784-64-128-64-10 with batch norm, batch size 64, Adam. It reads the real MNIST subset beside
 the repository when present, otherwise writes generated MNIST idx files to a temporary folder. The ways
 take turns for `--rounds` rounds of `--epochs` epochs each; each way's fastest epoch counts (the first of
-a round pays for warm-up). All ways share one process after `import litlab`, which, on a machine without NVIDIA's
-NVML library, drops the per-call NVML probe that `import lightning` turns on (see litlab/__init__.py):
-left on, it would slow the plain loop's Adam by about 0.15 ms a step too. The last two lines are the
-epoch-time ratios `speedup_vs_torchvision` (torchvision / litlab) and `overhead_vs_plain` (litlab / plain).
+a round pays for warm-up). All ways share one process after `speed.apply()`, which, on a machine without NVIDIA's
+NVML library, drops the per-call NVML probe that `import lightning` turns on (see src/litlab/speed.py):
+left on, it would slow the plain loop's Adam by about 0.15 ms a step too. The last lines are the
+epoch-time ratios `speedup_vs_torchvision` (torchvision / litlab), `overhead_vs_plain` (litlab / plain) and
+`speedups_saving` (litlab-no-speedups / litlab).
 """
 
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -31,11 +34,11 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
+from litlab import speed
 from litlab.data import MNISTDataModule
 from litlab.data.synthetic import write_mnist
 from litlab.models import ImageClassifier
 from litlab.models.nets import MLP
-from litlab.utils.profiling import NoProfiler
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist-subset"
@@ -130,6 +133,15 @@ def lightning_epochs(
     return model.epoch_times
 
 
+def without_speedups(run: Callable[[], list[float]]) -> list[float]:
+    """`run()` with litlab's speed measures off, as `speedups=false` runs a task."""
+    speed.apply(False)
+    try:
+        return run()
+    finally:
+        speed.apply(True)
+
+
 def torchvision_epochs(data_dir: Path, epochs: int, workers: int) -> list[float]:
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
     loader = DataLoader(
@@ -169,11 +181,20 @@ def main() -> None:
     images, labels = dataset.data.unsqueeze(1), dataset.targets
     print(f"data: {data_dir} ({len(images)} training images), batch {BATCH}, {torch.get_num_threads()} threads")
 
+    speed.apply()
     ways = {
         "plain": lambda: plain_epochs(images, labels, args.epochs),
         "lightning-bare": lambda: lightning_epochs(data_dir, args.epochs, timed(BareModule)()),
         "litlab": lambda: lightning_epochs(
-            data_dir, args.epochs, timed(ImageClassifier)(NET, optimizer={"name": "adam", "lr": 1e-3}), NoProfiler()
+            data_dir,
+            args.epochs,
+            timed(ImageClassifier)(NET, optimizer={"name": "adam", "lr": 1e-3}),
+            speed.NoProfiler(),
+        ),
+        "litlab-no-speedups": lambda: without_speedups(
+            lambda: lightning_epochs(
+                data_dir, args.epochs, timed(ImageClassifier)(NET, optimizer={"name": "adam", "lr": 1e-3})
+            )
         ),
         "torchvision": lambda: torchvision_epochs(data_dir, args.epochs, args.tv_workers),
     }
@@ -189,6 +210,7 @@ def main() -> None:
         print(f"{name:15s} {len(images) / seconds:10.0f} images/s   best epoch {seconds:.3f} s   (epochs: {epochs})")
     print(f"speedup_vs_torchvision={best['torchvision'] / best['litlab']:.2f}")
     print(f"overhead_vs_plain={best['litlab'] / best['plain']:.2f}")
+    print(f"speedups_saving={best['litlab-no-speedups'] / best['litlab']:.2f}")
 
 
 if __name__ == "__main__":

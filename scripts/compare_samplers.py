@@ -1,18 +1,24 @@
-"""Runs one search with several samplers on an equal time budget and compares how fast each finds a good model.
+"""Runs one search with several samplers on an equal budget and compares how fast each finds a good model.
 
 Every sampler gets the same search (configs/hparams_search/samplers_compare.yaml unless --search names
-another), the same time budget and its own study in one SQLite file. The script writes, into --out:
+another), the same budget and its own study in one SQLite file. The budget is either wall-clock seconds
+(--budget: no new trial once spent) or training epochs (--epochs: the sweep is stopped once its finished
+trials have spent that many epochs, pruned ones included, and only the trials that fit in the budget count).
+Epochs do not depend on what else the machine is running, so on a shared machine prefer --epochs.
+The script writes, into --out:
   samplers_compare.png  best value so far against wall time and against epochs spent
-  samplers_compare.csv  per sampler: best value, trials finished, pruned and failed, epochs spent
+  samplers_compare.csv  per sampler: best value, trials finished, pruned and failed, epochs spent, wall time
 and each sampler's own sweep folder (with optimization_results.yaml, trials.csv and plots).
 
     python scripts/compare_samplers.py --budget 300
+    python scripts/compare_samplers.py --epochs 80 -- trainer.max_epochs=4
     python scripts/compare_samplers.py --budget 600 --samplers random tpe tpe_hyperband -- trainer.max_epochs=10
 Arguments after `--` are passed on to every `train.py` run. The comparison itself is `litlab.reports.samplers`.
 """
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +26,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from litlab.reports.samplers import plot, progress, summarize
+from litlab.reports.samplers import epochs_spent, finished_trials, plot, progress, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,15 +46,29 @@ SAMPLERS: dict[str, list[str]] = {
 }
 
 
-def run_search(name: str, args: argparse.Namespace, storage: str, extra: list[str]) -> None:
-    """One sweep with one sampler, as a separate `train.py -m` process."""
+def stop(process: subprocess.Popen, grace: float = 120) -> None:
+    """Ctrl-C to the sweep's process group (the sweep closes its running trial and writes its reports)."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def run_search(name: str, args: argparse.Namespace, storage: str, extra: list[str]) -> set[int] | None:
+    """One sweep with one sampler, as a separate `train.py -m` process.
+
+    With an epoch budget, returns the numbers of the trials finished when the budget was reached (the sweep
+    is then stopped); with a time budget the sweep stops itself and every trial counts (None).
+    """
     command = [
         sys.executable,
         str(ROOT / "train.py"),
         "-m",
         f"hparams_search={args.search}",
         *SAMPLERS[name],
-        f"hydra.sweeper.timeout={args.budget}",
+        f"hydra.sweeper.timeout={'null' if args.epochs else args.budget}",
         "hydra.sweeper.n_trials=null",
         f"hydra.sweeper.storage={storage}",
         f"hydra.sweeper.study_name={name}",
@@ -57,10 +77,32 @@ def run_search(name: str, args: argparse.Namespace, storage: str, extra: list[st
         "callbacks.rich_progress_bar=null",
         *extra,
     ]
-    print(f"[{name}] {args.budget} s budget", flush=True)
+    print(f"[{name}] budget: {f'{args.epochs} epochs' if args.epochs else f'{args.budget} s'}", flush=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
     with open(args.out / f"{name}.log", "w") as log_file:
-        subprocess.run(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, check=True)
+        # its own process group, so that stopping it reaches any worker it starts
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            while True:
+                try:
+                    returncode = process.wait(timeout=args.poll)
+                except subprocess.TimeoutExpired:
+                    pass
+                else:
+                    if returncode != 0:
+                        raise subprocess.CalledProcessError(returncode, command)
+                    return None  # a time budget spent, or a grid exhausted
+                if args.epochs:
+                    finished = finished_trials(storage, name)
+                    if epochs_spent(finished) >= args.epochs:
+                        stop(process)
+                        return {trial.number for trial in finished}
+        except BaseException:
+            if process.poll() is None:
+                stop(process)
+            raise
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -68,22 +110,36 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget", type=float, default=300, help="seconds of search per sampler")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--budget", type=float, help="seconds of search per sampler (default 300)")
+    budget.add_argument("--epochs", type=int, help="training epochs per sampler, pruned trials' included")
+    parser.add_argument("--poll", type=float, default=5, help="seconds between looks at the epochs spent")
     parser.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=list(SAMPLERS))
     parser.add_argument("--search", default="samplers_compare", help="the hparams_search config to run")
     parser.add_argument("--out", type=Path, default=ROOT / "logs" / "samplers_compare", help="output folder")
     parser.add_argument("--metric", default="val/acc_best", help="the optimised metric's name, for the plot")
     args = parser.parse_args(own)
+    if args.epochs is None and args.budget is None:
+        args.budget = 300
+    if (args.epochs is not None and args.epochs < 1) or (args.budget is not None and args.budget <= 0):
+        parser.error("the budget must be positive: --epochs N (N >= 1) or --budget SECONDS (> 0)")
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{args.out / 'studies.db'}"
 
-    for name in args.samplers:
-        run_search(name, args, storage, extra)
-    curves = {name: progress(optuna.load_study(study_name=name, storage=storage)) for name in args.samplers}
+    counted = {name: run_search(name, args, storage, extra) for name in args.samplers}
+    curves = {
+        name: progress(optuna.load_study(study_name=name, storage=storage), counted[name], args.epochs)
+        for name in args.samplers
+    }
     table = summarize(curves)
     table.to_csv(args.out / "samplers_compare.csv", index=False)
-    plot(curves, args.out / "samplers_compare.png", args.metric)
+    plot(
+        curves,
+        args.out / "samplers_compare.png",
+        args.metric,
+        f"{args.epochs} epochs" if args.epochs else f"{args.budget:g} s",
+    )
     print(table.to_string(index=False))
     print(f"Plot and table written to {args.out}")
     return table

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ from torchvision.datasets import CIFAR10, CIFAR100
 from litlab.data.synthetic import write_mnist
 from tests.helpers.checkpoints import cgan_model, cyclegan_model, digits_classifier, word2vec_model
 from tests.helpers.datasets import patch_cifar_checksums, write_cifar
+from tests.helpers.postgres import create_database, start_postgres, stop_postgres
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-subset"
 
@@ -81,3 +83,29 @@ def cgan_ckpt(tmp_path_factory, mnist_root) -> Path:
 def cyclegan_ckpt(tmp_path_factory, mnist_root) -> Path:
     """A CycleGAN checkpoint (digits to MNIST) trained briefly, alone in its folder."""
     return cyclegan_model(tmp_path_factory.mktemp("cyclegan"), mnist_root)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the whole session, stopped at its end.
+
+    Where it cannot start, the tests using it skip with the reason; on CI (CI=true) they fail instead, so
+    that a broken set-up never passes as skipped tests.
+    """
+    try:
+        server = start_postgres()
+    except Exception as err:
+        reason = f"PostgreSQL could not start here ({type(err).__name__}: {err})"
+        if isinstance(err, ImportError):
+            reason = "pgserver is not installed (pip install -e '.[dev]')"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run the PostgreSQL tests")
+        pytest.skip(reason)
+    yield server
+    stop_postgres(server)
+
+
+@pytest.fixture
+def postgres_url(postgres) -> str:
+    """The SQLAlchemy URL of a new, empty database on the session's PostgreSQL server (one per test)."""
+    return create_database(postgres)

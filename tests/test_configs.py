@@ -73,18 +73,6 @@ def test_classifier_experiments_run_one_batch(name, tmp_path, request):
     assert "test/acc" in metrics and "train/loss" in metrics
 
 
-@pytest.mark.parametrize(
-    ("override", "profiler"), [([], "NoProfiler"), (["trainer.profiler=simple"], "SimpleProfiler")]
-)
-def test_profiler_is_free_unless_asked_for(override, profiler, tmp_path):
-    cfg = train_config(["trainer.accelerator=cpu", *override], tmp_path)
-    with execution_whitelist(EXECUTION_WHITELIST):
-        trainer = instantiate(cfg.trainer)
-    assert type(trainer.profiler).__name__ == profiler
-    with trainer.profiler.profile("a hook"), trainer.profiler.profile("a nested hook"):
-        pass
-
-
 def test_accelerator_comes_from_the_config(tmp_path):
     cfg = train_config(["trainer.accelerator=cpu"], tmp_path)
     with execution_whitelist(EXECUTION_WHITELIST):

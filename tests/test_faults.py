@@ -24,7 +24,7 @@ from litlab.data.text import read_sentences
 from litlab.reports.sweep import format_importances, param_importances
 from litlab.train import train
 from litlab.utils.utils import get_metric_value
-from tests.helpers.config import TEST_OVERRIDES, train_config
+from tests.helpers.config import TEST_OVERRIDES, run_entry, train_config
 from tests.helpers.sweep import run_sweep, trials_by_state
 
 QUIET = [
@@ -92,14 +92,12 @@ def cli(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
 
 def run_main(args: list[str], tmp_path: Path, monkeypatch, capsys) -> tuple[int, str, str]:
     """`python train.py <args>` in this process (Hydra's own entry, argument parsing and error report included)."""
-    from litlab.train import main
-
     monkeypatch.setattr(sys, "argv", ["train.py", *QUIET, f"paths.log_dir={tmp_path}", *args])
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # no terminal
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     code = 0
     try:
-        main()
+        run_entry("train.py")
     except SystemExit as exit_:
         code = exit_.code
     captured = capsys.readouterr()
@@ -164,11 +162,9 @@ def test_terminal_shows_one_sentence_and_the_log_file_the_traceback(cli):
 
 def test_hydra_full_error_prints_the_traceback(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
-    from litlab.train import main
-
     monkeypatch.setattr(sys, "argv", ["train.py", *QUIET, f"paths.log_dir={tmp_path}", "data.batch_size=abc"])
     with pytest.raises(ValueError, match="data.batch_size must be a positive integer") as raised:
-        main()
+        run_entry("train.py")
     assert any(frame.name == "require_positive_ints" for frame in traceback.extract_tb(raised.tb))
 
 

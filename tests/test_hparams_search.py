@@ -2,7 +2,6 @@
 
 import math
 import signal
-import time
 
 import optuna
 import pandas as pd
@@ -15,11 +14,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from hydra_plugins.litlab_optuna_sweeper.sweeper import build_storage, open_study, trial_outcome
 from litlab.search.spaces import cnn_layers
-from litlab.search.trial import LiveTrial
+from litlab.search.storage import build_storage, open_study
+from litlab.search.worker import Pruned, trial_outcome
 from tests.helpers.config import TEST_OVERRIDES
-from tests.helpers.sweep import FAST_TRIAL, run_sweep, start_sweep, trials_by_state
+from tests.helpers.sweep import FAST_TRIAL, run_sweep, start_sweep, trials_by_state, wait_for
 
 
 def test_cnn_space_searches_widths_of_existing_layers_only():
@@ -72,20 +71,20 @@ def job_return(status: JobStatus, value) -> JobReturn:
 
 
 def test_trial_outcome_tells_complete_pruned_and_failed_apart():
-    trial = optuna.create_study().ask()
-    assert trial_outcome(job_return(JobStatus.COMPLETED, 0.9), LiveTrial(trial), 1) == (
-        TrialState.COMPLETE,
-        [0.9],
-        "",
-    )
-    state, values, reason = trial_outcome(job_return(JobStatus.COMPLETED, math.nan), LiveTrial(trial), 1)
+    assert trial_outcome(job_return(JobStatus.COMPLETED, 0.9), 1) == (TrialState.COMPLETE, [0.9], "")
+    state, values, reason = trial_outcome(job_return(JobStatus.COMPLETED, math.nan), 1)
     assert state == TrialState.FAIL and values is None and "not finite" in reason
-    state, _, reason = trial_outcome(job_return(JobStatus.FAILED, ValueError("bad layer")), LiveTrial(trial), 1)
+    state, _, reason = trial_outcome(job_return(JobStatus.FAILED, ValueError("bad layer")), 1)
     assert state == TrialState.FAIL and reason == "ValueError: bad layer"
-    state, _, _ = trial_outcome(job_return(JobStatus.COMPLETED, None), LiveTrial(trial), 1)
+    state, _, _ = trial_outcome(job_return(JobStatus.COMPLETED, None), 1)
     assert state == TrialState.FAIL
-    pruned = LiveTrial(trial, pruned_at_epoch=1)
-    assert trial_outcome(job_return(JobStatus.FAILED, optuna.TrialPruned("x")), pruned, 1)[0] == TrialState.PRUNED
+    assert trial_outcome(job_return(JobStatus.COMPLETED, Pruned("at epoch 1")), 1) == (
+        TrialState.PRUNED,
+        None,
+        "at epoch 1",
+    )
+    assert trial_outcome(job_return(JobStatus.COMPLETED, [0.9, 3.0]), 2)[1] == [0.9, 3.0]
+    assert "1 values for 2 objectives" in trial_outcome(job_return(JobStatus.COMPLETED, [0.9]), 2)[2]
 
 
 def hparams_of_run(run_dir) -> dict:
@@ -210,16 +209,6 @@ def test_pruning_spends_fewer_epochs_for_an_equal_or_better_best(tmp_path, monke
     assert best_at_epochs(pruned, epochs_pruned) >= best_at_epochs(plain, epochs_pruned)
 
 
-def wait_for(condition, timeout: float, process=None) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"the sweep process ended early with exit code {process.returncode}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting after {timeout} s")
-        time.sleep(1)
-
-
 SUBPROCESS_SEARCH = [
     "hparams_search=samplers_compare",
     "hydra/sweeper/sampler=random",
@@ -232,22 +221,29 @@ SUBPROCESS_SEARCH = [
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["killed", "ctrl-c"])
 def test_stopped_sweep_keeps_finished_trials_and_resumes(stop, tmp_path, monkeypatch):
+    # n_trials is the study's target: rerunning the same command after a stop continues to it.
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    study = ["hydra.sweeper.study_name=resume", f"hydra.sweeper.storage={storage}"]
-    process = start_sweep(
-        [*SUBPROCESS_SEARCH, *study, "hydra.sweeper.n_trials=null"],
-        tmp_path / "first",
-        tmp_path / "first.log",
-    )
+    command = [
+        *SUBPROCESS_SEARCH[:-1],
+        "+trainer.limit_train_batches=20",
+        "hydra.sweeper.study_name=resume",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.n_trials=5",
+        "hydra.sweeper.heartbeat_interval=1",
+        "hydra.sweeper.retry_failed=1",
+    ]
+    process = start_sweep(command, tmp_path / "first", tmp_path / "first.log")
 
-    def finished() -> int:
+    def running_after_two() -> optuna.trial.FrozenTrial | None:
         try:
-            return len(trials_by_state(storage, "resume").get("COMPLETE", []))
+            trials = trials_by_state(storage, "resume")
         except (KeyError, SQLAlchemyError):  # the sweep has not set up its study yet
-            return 0
+            return None
+        return trials["RUNNING"][0] if len(trials.get("COMPLETE", [])) >= 2 and trials.get("RUNNING") else None
 
     try:
-        wait_for(lambda: finished() >= 2, timeout=600, process=process)
+        wait_for(lambda: running_after_two() is not None, timeout=600, process=process)
+        stopped_trial = running_after_two()
     finally:
         process.send_signal(stop)
         process.wait(timeout=120)
@@ -256,37 +252,48 @@ def test_stopped_sweep_keeps_finished_trials_and_resumes(stop, tmp_path, monkeyp
     if stop == signal.SIGINT:
         # Ctrl-C closes the interrupted trial and still writes the reports
         assert "RUNNING" not in stopped
-        assert all(t.user_attrs["fail_reason"].startswith("interrupted") for t in stopped.get("FAIL", []))
+        assert all(t.user_attrs["lost_reason"].startswith("interrupted") for t in stopped.get("FAIL", []))
         assert (tmp_path / "first" / "optimization_results.yaml").exists()
 
-    run_sweep([*SUBPROCESS_SEARCH, *study, "hydra.sweeper.n_trials=2"], tmp_path / "second", monkeypatch)
+    run_sweep(command, tmp_path / "second", monkeypatch)
     after = trials_by_state(storage, "resume")
+    assert "RUNNING" not in after
     kept = {t.number: (t.params, t.value) for t in after["COMPLETE"] if t.number in before}
     assert kept == before
-    new = [t for t in after["COMPLETE"] if t.number not in before]
-    assert len(new) == 2 and min(t.number for t in new) > max(before)
+    assert len(after["COMPLETE"]) == 5 and min(t.number for t in after["COMPLETE"] if t.number not in before) > max(
+        before
+    )
+    if stop == signal.SIGKILL:
+        # the killed trial failed once its heartbeat stopped, and ran again with its parameters
+        retried = [t for t in after["COMPLETE"] if t.system_attrs.get("failed_trial") == stopped_trial.number]
+        assert [t.params for t in retried] == [stopped_trial.params]
     # the report of the resumed sweep covers the whole study
     results = yaml.safe_load((tmp_path / "second" / "optimization_results.yaml").read_text())
-    assert results["trials"]["complete"] == len(before) + 2
+    assert results["trials"]["complete"] == 5
 
 
 @pytest.mark.slow
 def test_two_processes_share_one_study(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    args = [*SUBPROCESS_SEARCH, "hydra.sweeper.study_name=shared", f"hydra.sweeper.storage={storage}"]
+    args = [
+        *SUBPROCESS_SEARCH,
+        "hydra.sweeper.study_name=shared",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.n_trials=6",
+    ]
     # one sweep folder for both: job folders are named by trial number, so they cannot collide
     processes = [
-        start_sweep([*args, "hydra.sweeper.n_trials=3", f"hydra.sweeper.sampler.seed={i}"], tmp_path / "sweep", log)
+        start_sweep([*args, f"hydra.sweeper.sampler.seed={i}"], tmp_path / "sweep", log)
         for i, log in enumerate([tmp_path / "a.log", tmp_path / "b.log"])
     ]
     for process in processes:
         assert process.wait(timeout=900) == 0, (tmp_path / "a.log").read_text()[-3000:]
     trials = trials_by_state(storage, "shared")
     assert set(trials) == {"COMPLETE"}
+    # the study's target of 6, none run twice, shared by both commands
     assert sorted(t.number for t in trials["COMPLETE"]) == list(range(6))
+    assert len({t.user_attrs["worker"] for t in trials["COMPLETE"]}) == 2
     assert {p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()} >= {str(n) for n in range(6)}
-    for log in ("a.log", "b.log"):
-        assert "3 trials complete" in (tmp_path / log).read_text()
 
 
 @pytest.mark.slow
@@ -312,10 +319,11 @@ def test_journal_storage_is_built_from_its_config(tmp_path):
                 "_target_": "optuna.storages.JournalStorage",
                 "log_storage": {"_target_": "optuna.storages.journal.JournalFileBackend", "file_path": str(journal)},
             }
-        )
+        ),
+        tmp_path / "sweep",
     )
     assert isinstance(storage, optuna.storages.JournalStorage)
-    study = open_study(study_name="journal", storage=storage, directions=["maximize"])
+    study = open_study(storage, "journal", ["maximize"])
     study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.5)
     # a second process reading the file sees the trial
     reread = optuna.load_study(
@@ -323,4 +331,6 @@ def test_journal_storage_is_built_from_its_config(tmp_path):
         storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal))),
     )
     assert [t.value for t in reread.trials] == [0.5]
-    assert build_storage("sqlite:///x.db") == "sqlite:///x.db"
+    # without a storage, the study lives in a journal file in the sweep folder
+    assert isinstance(build_storage(None, tmp_path / "sweep"), optuna.storages.JournalStorage)
+    assert (tmp_path / "sweep" / "optuna.journal").exists()

@@ -94,14 +94,6 @@ def test_training_metrics_fed_in_chunks_match_the_per_step_values():
     assert torch.isclose(model.train_acc.compute(), (torch.cat(preds) == torch.cat(targets)).float().mean())
 
 
-def test_hook_name_bookkeeping_leaves_submodule_registration_alone():
-    model = ImageClassifier({"_target_": "litlab.models.nets.MLP", "image_size": 8, "hidden_sizes": [16]})
-    model._current_fx_name = "training_step"
-    assert model._current_fx_name == "training_step" and "_current_fx_name" not in dict(model.named_children())
-    model.head = torch.nn.Linear(2, 2)
-    assert "head" in dict(model.named_children()) and "head.weight" in model.state_dict()
-
-
 def test_classifier_refuses_networks_outside_the_whitelist():
     with pytest.raises(Exception, match="os.system"):
         ImageClassifier({"_target_": "os.system", "command": "echo unsafe"})

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from litlab import ROOT_DIR
 from litlab.reports.seeds import find_seed_runs, seed_table
 from litlab.reports.study import load_runs, markdown_table
-from tests.helpers.config import TEST_OVERRIDES
+from tests.helpers.config import TEST_OVERRIDES, run_entry
 
 spec = importlib.util.spec_from_file_location("report_script", ROOT_DIR / "scripts" / "report.py")
 report_script = importlib.util.module_from_spec(spec)
@@ -30,12 +30,10 @@ def _row(table: str, *cells: str) -> list[str]:
 
 
 def test_seed_sweep_reports_mean_deviation_and_each_seed(tmp_path, monkeypatch, capsys):
-    from litlab.train import main
-
     GlobalHydra.instance().clear()
     overrides = [*TEST_OVERRIDES, "logger=csv", "trainer.max_epochs=1", "callbacks.model_summary=null"]
     monkeypatch.setattr(sys, "argv", ["train.py", "-m", *overrides, "seed=1,2,3", f"hydra.sweep.dir={tmp_path}"])
-    main()
+    run_entry("train.py")
     GlobalHydra.instance().clear()
 
     accuracies = {}

@@ -1,26 +1,21 @@
-"""The recipe of an evaluation: `python eval.py ckpt_path=PATH [data=NAME ...]`."""
+"""The recipe of an evaluation: `python eval.py ckpt_path=PATH [data=NAME ...]`.
+
+The `@hydra.main` lives in the root eval.py, which imports this module only once the run starts.
+"""
 
 from typing import Any
 
-import hydra
 from hydra.utils import instantiate
 from lightning import LightningDataModule, LightningModule, Trainer
 from omegaconf import DictConfig
 
-from litlab import CONFIG_DIR
-from litlab.utils import (
-    RankedLogger,
-    drop_logger_callbacks,
-    extras,
-    instantiate_callbacks,
-    instantiate_loggers,
-    log_hyperparameters,
-    task_wrapper,
-)
+from litlab import speed
 from litlab.utils.checkpoint import Checkpoint, CheckpointError
-from litlab.utils.cli import accept_null_groups
 from litlab.utils.errors import report_errors
-from litlab.utils.whitelist import EXECUTION_WHITELIST
+from litlab.utils.instantiators import drop_logger_callbacks, instantiate_callbacks, instantiate_loggers
+from litlab.utils.logging_utils import log_hyperparameters
+from litlab.utils.pylogger import RankedLogger
+from litlab.utils.utils import extras, task_wrapper
 
 log = RankedLogger(__name__)
 
@@ -30,6 +25,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Tests a checkpoint on the test split; the model (and, unless `data=` is given, the data) come from it."""
     if not cfg.get("ckpt_path"):
         raise CheckpointError("No checkpoint given: pass ckpt_path=<run dir>/checkpoints/<file>.ckpt.")
+    speed.apply(cfg.get("speedups", True))
     checkpoint = Checkpoint.open(cfg.ckpt_path)
     log.info(f"Rebuilding <{checkpoint.module_name}> from {cfg.ckpt_path}")
     model: LightningModule = checkpoint.module()
@@ -45,7 +41,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     logger = instantiate_loggers(cfg.get("logger"))
     callbacks = drop_logger_callbacks(callbacks, logger)
-    trainer: Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger or False)
+    trainer: Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=logger or False, **speed.trainer_kwargs(cfg)
+    )
     object_dict = {"cfg": cfg, "datamodule": datamodule, "model": model, "logger": logger, "trainer": trainer}
     if logger:
         log_hyperparameters(object_dict)
@@ -55,13 +53,8 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return dict(trainer.callback_metrics), object_dict
 
 
-@accept_null_groups
-@hydra.main(config_path=str(CONFIG_DIR), config_name="eval.yaml", execution_whitelist=EXECUTION_WHITELIST)
 @report_errors
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> None:
+    """What `python eval.py` runs: extras, then `evaluate`; an error ends it with one sentence on the terminal."""
     extras(cfg)
     evaluate(cfg)
-
-
-if __name__ == "__main__":
-    main()

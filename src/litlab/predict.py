@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from torchvision.io import decode_image, write_png
 
+from litlab import speed
 from litlab.callbacks.prediction_writers import ClassPredictionWriter, ImageFileWriter
 from litlab.data.inputs import ClassLabels, ImageInputs, InputError, PredictionDataModule, find_inputs, input_names
 from litlab.models import ConditionalGAN, CycleGAN, ImageClassifier, Word2Vec
@@ -56,7 +57,7 @@ def _print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any
 
 def _trainer(cfg: DictConfig, writer: Callback) -> Trainer:
     # No logger: predicting records nothing to compare runs by; its output is the writer's files.
-    return instantiate(cfg.trainer, callbacks=[writer], logger=False)
+    return instantiate(cfg.trainer, callbacks=[writer], logger=False, **speed.trainer_kwargs(cfg))
 
 
 def _image_inputs(cfg: DictConfig, channels: int, size: Sequence[int]) -> ImageInputs:
@@ -211,6 +212,7 @@ def predict(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Rebuilds the model from `ckpt_path` alone and asks of it what its kind answers (see the module's doc)."""
     if not cfg.get("ckpt_path"):
         raise CheckpointError("No checkpoint given: pass ckpt_path=<run dir>/checkpoints/<file>.ckpt.")
+    speed.apply(cfg.get("speedups", True))
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, verbose=False)
     checkpoint = Checkpoint.open(cfg.ckpt_path)

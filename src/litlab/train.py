@@ -1,32 +1,25 @@
-"""The recipe of a training run: `python train.py experiment=NAME [key=value ...]`."""
+"""The recipe of a training run: `python train.py experiment=NAME [key=value ...]`.
+
+The `@hydra.main` lives in the root train.py, which imports this module only once the run starts.
+"""
 
 from typing import Any
 
-import hydra
 import lightning as L
 from hydra.utils import instantiate
 from lightning import Callback, LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 
-from litlab import CONFIG_DIR
-from litlab.callbacks import trial_callbacks
-from litlab.utils import (
-    RankedLogger,
-    drop_logger_callbacks,
-    extras,
-    get_metric_value,
-    instantiate_callbacks,
-    instantiate_loggers,
-    log_hyperparameters,
-    task_wrapper,
-)
+from litlab import speed
 from litlab.utils.checkpoint import Checkpoint
-from litlab.utils.cli import accept_null_groups
 from litlab.utils.errors import report_errors
+from litlab.utils.instantiators import drop_logger_callbacks, instantiate_callbacks, instantiate_loggers
+from litlab.utils.logging_utils import log_hyperparameters
+from litlab.utils.pylogger import RankedLogger
 from litlab.utils.resume import resolve_last_checkpoint
 from litlab.utils.summary import print_run_summary
-from litlab.utils.whitelist import EXECUTION_WHITELIST
+from litlab.utils.utils import extras, get_metric_value, task_wrapper
 
 log = RankedLogger(__name__)
 
@@ -34,6 +27,7 @@ log = RankedLogger(__name__)
 @task_wrapper
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Trains the model, then tests the best checkpoint; returns the metrics and the objects it built."""
+    speed.apply(cfg.get("speedups", True))
     resolve_last_checkpoint(cfg)  # ckpt_path=last: the newest last.ckpt of this task and experiment
     if cfg.get("train") and cfg.get("ckpt_path"):
         Checkpoint.open(cfg.ckpt_path)  # a missing or corrupt file fails now, in one sentence, before any work
@@ -47,12 +41,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     model: LightningModule = instantiate(cfg.model)
 
     callbacks: list[Callback] = instantiate_callbacks(cfg.get("callbacks"))
-    callbacks += trial_callbacks(cfg)  # reports to the Optuna trial when a sweep launched this run
     logger: list[Logger] = instantiate_loggers(cfg.get("logger"))
     callbacks = drop_logger_callbacks(callbacks, logger)
 
     log.info(f"Instantiating trainer <{cfg.trainer._target_}>")
-    trainer: Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger or False)
+    trainer: Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=logger or False, **speed.trainer_kwargs(cfg)
+    )
 
     object_dict = {
         "cfg": cfg,
@@ -84,15 +79,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     return metric_dict, object_dict
 
 
-@accept_null_groups
-@hydra.main(config_path=str(CONFIG_DIR), config_name="train.yaml", execution_whitelist=EXECUTION_WHITELIST)
 @report_errors
-def main(cfg: DictConfig) -> float | None:
-    """Hydra's entry point; returns `optimized_metric` so that a sweeper can optimise it."""
+def run(cfg: DictConfig) -> float | None:
+    """What `python train.py` runs: extras, then `train`; returns `optimized_metric` for a sweeper to optimise.
+
+    An error ends a single run with one sentence on the terminal (litlab.utils.errors).
+    """
     extras(cfg)
     metric_dict, _ = train(cfg)
     return get_metric_value(metric_dict, cfg.get("optimized_metric"))
-
-
-if __name__ == "__main__":
-    main()

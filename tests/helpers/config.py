@@ -1,5 +1,6 @@
 """Composing the real configs in tests, as `python train.py ...` would, with output in a temporary folder."""
 
+import runpy
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -7,7 +8,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from litlab import CONFIG_DIR
+from litlab import CONFIG_DIR, ROOT_DIR
 
 # Fast and quiet: one CPU process, no config printing, no tag prompts.
 TEST_OVERRIDES = [
@@ -61,3 +62,8 @@ def predict_config(overrides: list[str], output_dir: Path) -> DictConfig:
 def export_config(overrides: list[str], output_dir: Path) -> DictConfig:
     """configs/export.yaml for tests."""
     return compose_config("export", ["extras.print_config=false", "extras.enforce_tags=false"] + overrides, output_dir)
+
+
+def run_entry(entry: str = "train.py") -> None:
+    """`python <entry> <sys.argv[1:]>` in this process: the root entry files hold the `@hydra.main`s."""
+    runpy.run_path(str(ROOT_DIR / entry), run_name="__main__")

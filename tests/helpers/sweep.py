@@ -3,13 +3,14 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
 from hydra.core.global_hydra import GlobalHydra
 
 from litlab import ROOT_DIR
-from tests.helpers.config import TEST_OVERRIDES
+from tests.helpers.config import TEST_OVERRIDES, run_entry
 
 # Trials small enough for a test: a few batches of the bundled digits, no checkpoints, no model summary.
 FAST_TRIAL = [
@@ -31,11 +32,9 @@ def sweep_args(overrides: list[str], sweep_dir: Path) -> list[str]:
 
 def run_sweep(overrides: list[str], sweep_dir: Path, monkeypatch) -> None:
     """Runs `python train.py -m <overrides>` in this process (the default launcher runs trials in-process too)."""
-    from litlab.train import main
-
     GlobalHydra.instance().clear()
     monkeypatch.setattr(sys, "argv", ["train.py", *sweep_args(overrides, sweep_dir)])
-    main()
+    run_entry("train.py")
     GlobalHydra.instance().clear()
 
 
@@ -58,3 +57,13 @@ def trials_by_state(storage: str, study_name: str) -> dict[str, list[optuna.tria
     for trial in study.get_trials(deepcopy=False):
         grouped.setdefault(trial.state.name, []).append(trial)
     return grouped
+
+
+def wait_for(condition, timeout: float, process=None) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"the sweep process ended early with exit code {process.returncode}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting after {timeout} s")
+        time.sleep(1)

@@ -1,264 +1,50 @@
-"""A subclass of hydra-optuna-sweeper that lets the running job see its trial.
+"""litlab's Optuna sweeper: `n_jobs` asynchronous workers on one study, through any Hydra launcher.
 
-The parsing of `hydra.sweeper.params` into Optuna distributions, the samplers and the grid handling are
-hydra-optuna-sweeper's own; this class replaces only the loop that asks, launches and tells, adding what
-that loop lacks: a pruner whose decisions the jobs act on, a time budget, an uncapped number of trials,
-NaN and crashes recorded as FAIL, and reports written beside the sweep.
+The sweeper opens the study, then launches its workers once (litlab.search.worker); each asks the shared
+storage for a trial, runs it as a Hydra job, tells the result and asks again, until the study holds
+`n_trials` finished trials or `timeout` passes. No batch barrier: a pruned trial frees its worker at once.
+It relies on hydra-optuna-sweeper's public config only; the search space is parsed here with Hydra's
+override parser. Hydra imports this module at every start-up (`--help` included), so torch, Lightning
+and litlab are imported inside the methods that run a sweep, not here.
 """
 
-import functools
+import importlib.util
+import logging
 import math
-import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-import optuna
+from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
-from hydra.utils import instantiate
-from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl, create_params_from_overrides
-from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
+from hydra.errors import CompactHydraException, InstantiationException
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
-from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
 
-from litlab.reports.sweep import format_importances, write_reports
-from litlab.search.directions import check_directions
-from litlab.search.trial import TRIAL_KEY, LiveTrial, live_trials
-from litlab.utils.pylogger import RankedLogger
+log = logging.getLogger(__name__)
 
-log = RankedLogger(__name__)
-
-PLUGIN_WHITELIST = ("optuna.pruners.*", "optuna.storages.*")
+BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
-def build_storage(storage: Any) -> Any:
-    """A storage URL passes as it is; a `_target_` mapping (e.g. Optuna's JournalStorage) is instantiated."""
-    if isinstance(storage, Mapping) and "_target_" in storage:
-        return instantiate(storage, _execution_whitelist_=PLUGIN_WHITELIST)
-    return storage
+def launcher_package(target: str) -> str:
+    """The pip package of a launcher class (`hydra_plugins.hydra_X_launcher...` is on PyPI as `hydra-X-launcher`)."""
+    parts = target.split(".")
+    if len(parts) > 1 and parts[0] == "hydra_plugins":
+        return parts[1].replace("_", "-")
+    return parts[0]
 
 
-def open_study(attempts: int = 5, **kwargs: Any) -> optuna.Study:
-    """Creates the study, or loads it when it exists, and survives another process creating it at once.
-
-    Two sweeps started together on a new SQLite file both set up its tables; the loser of that race gets
-    a database error, and its retry finds the tables (and the study) in place.
-    """
-    for _ in range(attempts - 1):
-        try:
-            return optuna.create_study(load_if_exists=True, **kwargs)
-        except SQLAlchemyError as err:
-            log.info(f"The study storage is being set up by another process ({type(err).__name__}): retrying.")
-            time.sleep(0.5 + random.random())
-    return optuna.create_study(load_if_exists=True, **kwargs)
-
-
-def parse_search_space(arguments: list[str]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """hydra-optuna-sweeper's parsing of the search space, with an invalid range named.
-
-    Optuna's own error (for example "`low <= high` must hold") does not say which parameter is at fault.
-    """
-    for argument in arguments:
-        try:
-            create_params_from_overrides([argument])
-        except ValueError as err:
-            raise ValueError(
-                f"The sweep parameter `{argument}` is invalid ({err}): fix its range in hydra.sweeper.params "
-                "or on the command line."
-            ) from None
-    return create_params_from_overrides(arguments)
-
-
-def format_override(name: str, value: Any) -> str:
-    """An override that Hydra parses back to `value` (lists included)."""
-    if isinstance(value, (list, tuple)):
-        return f"{name}=[{','.join(str(v) for v in value)}]"
-    return f"{name}={value}"
-
-
-def trial_outcome(ret: JobReturn, live: LiveTrial, n_directions: int) -> tuple[TrialState, list[float] | None, str]:
-    """What a finished job means for its trial: the state, the values to tell and the reason of a failure."""
-    if live.pruned_at_epoch is not None:
-        return TrialState.PRUNED, None, f"pruned after epoch {live.pruned_at_epoch}"
-    if ret.status != JobStatus.COMPLETED:
-        try:
-            _ = ret.return_value  # raises the job's exception
-        except optuna.TrialPruned as pruned:
-            return TrialState.PRUNED, None, str(pruned)
-        except Exception as err:
-            return TrialState.FAIL, None, f"{type(err).__name__}: {err}"
-    value = ret.return_value
+def installed(module: str) -> bool:
     try:
-        values = [float(v) for v in value] if n_directions > 1 else [float(value)]
-    except (TypeError, ValueError):
-        return TrialState.FAIL, None, f"the run returned {value!r}, not a number (is optimized_metric set?)"
-    if len(values) != n_directions:
-        return TrialState.FAIL, None, f"the run returned {len(values)} values for {n_directions} objectives"
-    if not all(math.isfinite(v) for v in values):
-        return TrialState.FAIL, None, f"the run returned {values}: the objective is not finite (diverged?)"
-    return TrialState.COMPLETE, values, ""
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # its parent package is missing
+        return False
 
 
-class LitlabOptunaSweeperImpl(OptunaSweeperImpl):
-    def __init__(
-        self,
-        *args: Any,
-        pruner: Any = None,
-        timeout: float | None = None,
-        monitor: str | None = None,
-        custom_search_space_kwargs: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        # Optuna prunes with a median rule unless told otherwise: no pruner configured means none.
-        self.pruner = instantiate(pruner, _execution_whitelist_=PLUGIN_WHITELIST) if pruner else None
-        self.timeout = timeout
-        self.monitor = monitor
-        if self.custom_search_space_extender and custom_search_space_kwargs:
-            self.custom_search_space_extender = functools.partial(
-                self.custom_search_space_extender, **custom_search_space_kwargs
-            )
-
-    def _configure_trials(
-        self,
-        trials: list[optuna.Trial],
-        search_space_distributions: dict[str, Any],
-        fixed_params: dict[str, Any],
-        fixed_overrides: list[str],
-    ) -> Sequence[Sequence[str]]:
-        """As hydra-optuna-sweeper, but a custom search space may return overrides, and the trial number is passed.
-
-        When the custom search space returns a mapping, its entries are the overrides (so that per-layer
-        choices can become one list) and the parameters it suggested stay in the trial only.
-        """
-        extender, custom_overrides = self.custom_search_space_extender, {}
-        if extender:
-
-            def record_overrides(config: DictConfig, trial: optuna.Trial) -> None:
-                custom_overrides[trial.number] = extender(config, trial)
-
-            self.custom_search_space_extender = record_overrides
-        try:
-            overrides = super()._configure_trials(trials, search_space_distributions, fixed_params, fixed_overrides)
-        finally:
-            self.custom_search_space_extender = extender
-        configured = []
-        for trial, trial_overrides in zip(trials, overrides, strict=True):
-            extra = custom_overrides.get(trial.number)
-            if isinstance(extra, Mapping):
-                custom_names = trial.params.keys() - search_space_distributions.keys()
-                trial_overrides = [o for o in trial_overrides if o.split("=", 1)[0] not in custom_names]
-                trial_overrides += [format_override(name, value) for name, value in extra.items()]
-            configured.append((*trial_overrides, f"++{TRIAL_KEY}={trial.number}"))
-        return configured
-
-    def _launch(self, trials: list[optuna.Trial], overrides: Sequence[Sequence[str]]) -> list[JobReturn]:
-        # Jobs are numbered (and their folders named) by trial number, so that processes sharing a study
-        # and reruns of a sweep never write into one folder.
-        numbers = [trial.number for trial in trials]
-        if numbers == list(range(numbers[0], numbers[0] + len(numbers))):
-            return list(self.launcher.launch(overrides, initial_job_idx=numbers[0]))
-        return [self.launcher.launch([o], initial_job_idx=n)[0] for o, n in zip(overrides, numbers, strict=True)]
-
-    def sweep(self, arguments: list[str]) -> None:
-        assert self.config is not None and self.launcher is not None
-        self._process_searchspace_config()
-        distributions, fixed_params, fixed_overrides = parse_search_space(
-            self._parse_sweeper_params_config() + list(arguments)
-        )
-        for name in fixed_params:
-            distributions.pop(name, None)
-        n_trials = self.n_trials
-        if isinstance(self.sampler, functools.partial) and self.sampler.func is optuna.samplers.GridSampler:
-            grid = {name: self._to_grid_sampler_choices(d) for name, d in distributions.items()}
-            self.sampler = self.sampler(grid)
-            n_trials = min(n_trials or math.inf, math.prod(len(v) for v in grid.values()))
-            log.info(f"GridSampler: {n_trials} grid points to run.")
-
-        directions = self._get_directions()
-        study = open_study(
-            study_name=self.study_name,
-            storage=self.storage,
-            sampler=self.sampler,
-            pruner=self.pruner or optuna.pruners.NopPruner(),
-            directions=directions,
-        )
-        check_directions(study, directions)
-        previous = len(study.get_trials(deepcopy=False))
-        log.info(
-            f"Study '{study.study_name}' ({previous} trials so far), sampler {type(self.sampler).__name__}, "
-            f"pruner {type(study.pruner).__name__}, directions {directions}, "
-            f"n_trials {n_trials}, timeout {self.timeout} s, storage {self.storage or 'in memory'}"
-        )
-
-        start = time.monotonic()
-        launched, failed, last_failure, states = 0, 0, "", {state: 0 for state in TrialState}
-        while n_trials is None or launched < n_trials:
-            if self.timeout is not None and time.monotonic() - start >= self.timeout:
-                log.info(f"Time budget of {self.timeout} s spent: no new trial is launched.")
-                break
-            batch = self.n_jobs if n_trials is None else min(self.n_jobs, n_trials - launched)
-            trials = [study.ask() for _ in range(batch)]
-            overrides = self._configure_trials(trials, distributions, fixed_params, fixed_overrides)
-            with live_trials(trials, self.monitor) as live:
-                try:
-                    returns = self._launch(trials, overrides)
-                except (KeyboardInterrupt, SystemExit):
-                    # Ctrl-C (Lightning turns it into SystemExit): the finished trials are stored already;
-                    # close the interrupted ones and report.
-                    for trial in trials:
-                        trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
-                        self._tell(study, trial, TrialState.FAIL, None)
-                    self._report(study)
-                    raise
-            launched += len(returns)
-            for trial, ret in zip(trials, returns, strict=True):
-                state, values, reason = trial_outcome(ret, live[trial.number], len(directions))
-                if state == TrialState.FAIL:
-                    trial.set_user_attr("fail_reason", reason)
-                    failed, last_failure = failed + 1, reason
-                    log.warning(f"Trial {trial.number} failed: {reason}")
-                elif state == TrialState.PRUNED:
-                    log.info(f"Trial {trial.number} pruned: {reason}")
-                self._tell(study, trial, state, values)
-                states[state] += 1
-            # The rate is judged against the planned trials when there is a plan, so that one early
-            # failure does not end a sweep that may fail a few of its trials.
-            if failed > self.max_failure_rate * max(launched, n_trials or 0):
-                log.error(
-                    f"{failed} of {launched} trials failed, more than max_failure_rate={self.max_failure_rate}: "
-                    "stopping the sweep (raise hydra.sweeper.max_failure_rate to tolerate failures)."
-                )
-                self._report(study)
-                raise RuntimeError(f"Too many trials failed ({failed} of {launched}); the last: {last_failure}")
-
-        log.info(
-            f"Sweep done in {time.monotonic() - start:.0f} s: {states[TrialState.COMPLETE]} trials complete, "
-            f"{states[TrialState.PRUNED]} pruned, {states[TrialState.FAIL]} failed in this process."
-        )
-        self._report(study)
-
-    @staticmethod
-    def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, values: list[float] | None) -> None:
-        try:
-            study.tell(trial, values=values, state=state)
-        except RuntimeError as err:
-            # A GridSampler stops the study after its last grid point, which Optuna refuses outside optimize().
-            if "Study.stop" not in str(err):
-                raise
-
-    def _report(self, study: optuna.Study) -> None:
-        importances = write_reports(study, self.config.hydra.sweep.dir)
-        results = OmegaConf.load(f"{self.config.hydra.sweep.dir}/optimization_results.yaml")
-        if "best_value" in results:
-            log.info(f"Best value {results.best_value} (trial {results.best_trial}) with {dict(results.best_params)}")
-        log.info(format_importances(importances))
-        log.info(f"Reports written to {self.config.hydra.sweep.dir}")
-
-
-class LitlabOptunaSweeper(OptunaSweeper):
-    """hydra-optuna-sweeper's OptunaSweeper with litlab's loop (see LitlabOptunaSweeperImpl)."""
+class LitlabOptunaSweeper(Sweeper):
+    """The sweeper of `hydra/sweeper=litlab_optuna` (settings: LitlabOptunaSweeperConf)."""
 
     def __init__(
         self,
@@ -274,30 +60,180 @@ class LitlabOptunaSweeper(OptunaSweeper):
         pruner: Any = None,
         timeout: float | None = None,
         monitor: str | None = None,
+        heartbeat_interval: int = 60,
+        grace_period: int | None = None,
+        retry_failed: int = 0,
+        threads_per_worker: int | None = None,
         custom_search_space_kwargs: DictConfig | None = None,
     ) -> None:
-        if n_trials is not None and n_trials < 1:
-            raise ValueError(f"hydra.sweeper.n_trials must be a positive number or null, got {n_trials}.")
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"hydra.sweeper.timeout must be a positive number of seconds or null, got {timeout}.")
-        # The parent builds the sampler; its implementation is then replaced by litlab's.
-        super().__init__(
-            sampler, direction, None, study_name, n_trials, n_jobs, max_failure_rate, custom_search_space, params
+        checks = {
+            "n_trials": (n_trials, n_trials is None or n_trials >= 1, "a positive number or null"),
+            "n_jobs": (n_jobs, n_jobs >= 1, "a positive number"),
+            "timeout": (timeout, timeout is None or timeout > 0, "a positive number of seconds or null"),
+            "max_failure_rate": (max_failure_rate, 0 <= max_failure_rate <= 1, "between 0 and 1"),
+            "heartbeat_interval": (heartbeat_interval, heartbeat_interval >= 1, "a positive number of seconds"),
+            "grace_period": (
+                grace_period,
+                grace_period is None or grace_period > heartbeat_interval,
+                "null or longer than heartbeat_interval",
+            ),
+            "retry_failed": (retry_failed, retry_failed >= 0, "0 or more"),
+            "threads_per_worker": (
+                threads_per_worker,
+                threads_per_worker is None or threads_per_worker >= 1,
+                "a positive number or null",
+            ),
+        }
+        for name, (value, ok, expected) in checks.items():
+            if not ok:
+                raise CompactHydraException(f"hydra.sweeper.{name} must be {expected}, got {value}.")
+        self.direction = direction
+        self.study_name = study_name
+        self.n_trials = n_trials
+        self.n_jobs = n_jobs
+        self.max_failure_rate = max_failure_rate
+        self.custom_search_space = custom_search_space
+        self.custom_search_space_kwargs = (
+            OmegaConf.to_container(custom_search_space_kwargs) if custom_search_space_kwargs else {}
         )
-        self.sweeper = LitlabOptunaSweeperImpl(
-            self.sweeper.sampler,
-            direction,
-            build_storage(storage),
-            study_name,
-            n_trials,
-            n_jobs,
-            max_failure_rate,
-            custom_search_space,
-            params,
-            pruner=pruner,
-            timeout=timeout,
-            monitor=monitor,
-            custom_search_space_kwargs=OmegaConf.to_container(custom_search_space_kwargs)
-            if custom_search_space_kwargs
-            else None,
+        self.params = params
+        self.timeout = timeout
+        self.monitor = monitor
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self.retry_failed = retry_failed
+        self.threads_per_worker = threads_per_worker
+        self.config: DictConfig | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        from litlab.search.errors import SweepError
+        from litlab.search.worker import TrialWorker
+
+        self.config = config
+        self.hydra_context = hydra_context
+        self.worker = TrialWorker(task_function, hydra_context, config)
+        try:
+            self.launcher = Plugins.instance().instantiate_launcher(
+                config=config, hydra_context=hydra_context, task_function=self.worker
+            )
+        except (ImportError, InstantiationException, RuntimeError):
+            target = str(config.hydra.launcher.get("_target_"))
+            if installed(target.rsplit(".", 1)[0]):
+                raise
+            raise SweepError(
+                f"The launcher {target} is not installed: `pip install '{launcher_package(target)}>=1.4.0rc3,<1.5'`, "
+                "or choose an installed one (hydra/launcher=basic, joblib, submitit_local or submitit_slurm)."
+            ) from None
+
+    def _directions(self) -> list[str]:
+        directions = (
+            self.direction
+            if isinstance(self.direction, Sequence) and not isinstance(self.direction, str)
+            else [self.direction]
         )
+        return [getattr(d, "name", str(d)) for d in directions]
+
+    def sweep(self, arguments: list[str]) -> None:
+        from litlab.search.directions import check_directions
+        from litlab.search.errors import SweepError
+        from litlab.search.space import grid_choices, parse_search_space, quote
+        from litlab.search.storage import Liveness, build_storage, describe, open_study
+        from litlab.search.worker import SweepPlan, TooManyFailures
+
+        assert self.config is not None
+        sweeper_cfg = self.config.hydra.sweeper
+        params = [f"{name}={value}" for name, value in (self.params or {}).items()]
+        space = parse_search_space(params + list(arguments))
+        n_trials, grid = self.n_trials, None
+        if sweeper_cfg.sampler.get("_target_") == "optuna.samplers.GridSampler":
+            grid = grid_choices(space.distributions)
+            n_trials = min(n_trials or math.inf, math.prod(len(v) for v in grid.values()))
+            log.info(f"GridSampler: {n_trials} grid points to run.")
+
+        sweep_dir = str(Path(str(self.config.hydra.sweep.dir)).resolve())
+        spec = sweeper_cfg.storage
+        spec = OmegaConf.to_container(spec, resolve=True) if OmegaConf.is_config(spec) else spec
+        liveness = Liveness(self.heartbeat_interval, self.grace_period, self.retry_failed)
+        directions = self._directions()
+        storage = build_storage(spec, sweep_dir, liveness)
+        study = open_study(storage, self.study_name, directions)
+        check_directions(study, directions)
+        before = study.get_trials(deepcopy=False)
+        launcher = str(self.config.hydra.launcher.get("_target_"))
+        if launcher == BASIC_LAUNCHER and self.n_jobs > 1:
+            log.warning(
+                f"hydra/launcher=basic runs its jobs one after another, so n_jobs={self.n_jobs} workers do not run "
+                "at once: choose hydra/launcher=joblib or submitit_local for parallel trials."
+            )
+        log.info(
+            f"Study '{study.study_name}' ({len(before)} trials so far) in {describe(spec)}; target {n_trials} "
+            f"finished trials, {self.n_jobs} worker(s) through {launcher.rsplit('.', 1)[-1]}, sampler "
+            f"{sweeper_cfg.sampler.get('_target_')}, pruner {(sweeper_cfg.get('pruner') or {}).get('_target_')}, "
+            f"directions {directions}, timeout {self.timeout} s"
+        )
+        self.worker.plan = SweepPlan(
+            study_name=study.study_name,
+            directions=directions,
+            n_trials=n_trials,
+            first_number=len(before),
+            deadline=None if self.timeout is None else time.time() + self.timeout,
+            distributions=space.distributions,
+            fixed_overrides=space.fixed,
+            sweep_dir=sweep_dir,
+            monitor=self.monitor,
+            max_failure_rate=self.max_failure_rate,
+            liveness=liveness,
+            n_workers=self.n_jobs,
+            threads_per_worker=self.threads_per_worker,
+            grid=grid,
+            custom_search_space=self.custom_search_space,
+            custom_search_space_kwargs=self.custom_search_space_kwargs,
+        )
+        # Workers' folders sit beside the trials' (named by trial number) without colliding with them.
+        workers = [
+            [*space.fixed, f"hydra.sweep.dir={quote(sweep_dir)}", f"hydra.sweep.subdir=workers/{k}"]
+            for k in range(self.n_jobs)
+        ]
+        start = time.monotonic()
+        try:
+            returns = self.launcher.launch(workers, initial_job_idx=0)
+        except (KeyboardInterrupt, SystemExit):
+            # Ctrl-C: the finished trials are stored already, the interrupted one was closed by its worker.
+            self._report(study)
+            raise
+        errors = [self._worker_error(k, ret) for k, ret in enumerate(returns)]
+        errors = [e for e in errors if e is not None]
+        self._report(study, time.monotonic() - start)
+        if errors:
+            too_many = [e for e in errors if isinstance(e, TooManyFailures)]
+            raise SweepError(f"The sweep stopped: {too_many[0] if too_many else errors[0]}") from None
+
+    @staticmethod
+    def _worker_error(index: int, ret: JobReturn) -> BaseException | None:
+        if ret.status == JobStatus.COMPLETED:
+            log.info(f"Worker {index} ran {ret.return_value}")
+            return None
+        try:
+            _ = ret.return_value
+        except Exception as err:
+            log.error(f"Worker {index} stopped: {err}")
+            return err
+        return None
+
+    def _report(self, study: Any, seconds: float | None = None) -> None:
+        from litlab.reports.sweep import format_importances, write_reports
+
+        assert self.config is not None
+        sweep_dir = self.config.hydra.sweep.dir
+        importances = write_reports(study, sweep_dir)
+        results = OmegaConf.load(f"{sweep_dir}/optimization_results.yaml")
+        counts = dict(results.trials)
+        took = f" in {seconds:.0f} s" if seconds is not None else ""
+        log.info(
+            f"Sweep done{took}: the study holds {counts['complete']} complete, {counts['pruned']} pruned and "
+            f"{counts['fail']} failed trials."
+        )
+        if "best_value" in results:
+            log.info(f"Best value {results.best_value} (trial {results.best_trial}) with {dict(results.best_params)}")
+        log.info(format_importances(importances))
+        log.info(f"Reports written to {sweep_dir}")

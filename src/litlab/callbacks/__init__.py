@@ -2,7 +2,7 @@ from litlab.callbacks.checkpoint import ModelCheckpoint
 from litlab.callbacks.divergence import DivergenceGuard
 from litlab.callbacks.dropblock import DropBlockSchedule
 from litlab.callbacks.gradcam import GradCAM
-from litlab.callbacks.optuna_trial import OptunaTrialCallback, trial_callbacks
+from litlab.callbacks.optuna_trial import OptunaTrialCallback
 from litlab.callbacks.random_state import RandomState
 from litlab.callbacks.results import RunResults
 from litlab.callbacks.test_curves import TestCurves
@@ -16,5 +16,4 @@ __all__ = [
     "RandomState",
     "RunResults",
     "TestCurves",
-    "trial_callbacks",
 ]

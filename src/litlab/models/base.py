@@ -8,6 +8,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from litlab.models.optim import check_optimizer, check_resumed_schedules, check_scheduler
+from litlab.speed import FastHookNames
 from litlab.utils.checkpoint import litlab_record
 from litlab.utils.pixels import PixelConvention, checkpoint_pixels
 from litlab.utils.whitelist import NET_WHITELIST
@@ -35,7 +36,7 @@ def build_net(spec: nn.Module | Mapping[str, Any]) -> nn.Module:
     return instantiate(dict(spec), _execution_whitelist_=NET_WHITELIST)
 
 
-class LitlabModule(LightningModule):
+class LitlabModule(FastHookNames, LightningModule):
     """Base of litlab's LightningModules: records in each checkpoint which classes rebuild the run.
 
     `eval.py`, `predict.py` and `export.py` read this record (`litlab.utils.checkpoint`), so they need no
@@ -59,15 +60,6 @@ class LitlabModule(LightningModule):
         for module in self.modules():
             if module is not self and hasattr(module, "set_input_pixels"):
                 module.set_input_pixels(pixels.mean, pixels.std)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning records the running hook's name on the module twice per hook call, some forty times a
-        # training step; nn.Module.__setattr__ checks every assignment for parameters, buffers and submodules
-        # (about 1 us each), which a small network pays as a few percent of its step. The name is a plain string.
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
 
     def on_train_start(self) -> None:
         # Here, not in configure_optimizers: a resumed scheduler's state is restored only after that.

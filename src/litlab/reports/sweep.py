@@ -10,6 +10,7 @@ matplotlib.use("Agg")  # sweeps run on machines without a display
 
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
+import pandas as pd  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 from optuna.visualization import matplotlib as optuna_plots  # noqa: E402
@@ -74,7 +75,8 @@ def write_reports(study: optuna.Study, out_dir: str | Path) -> dict[str, float]:
 
     table = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration", "user_attrs"))
     if "duration" in table:
-        table["duration_s"] = table.pop("duration").dt.total_seconds()
+        # a study whose trials are all unfinished has no durations, only missing values
+        table["duration_s"] = pd.to_timedelta(table.pop("duration")).dt.total_seconds()
     table.to_csv(out_dir / "trials.csv", index=False)
 
     if len(study.directions) == 1 and result["trials"]["complete"]:

@@ -1,1 +1,4 @@
-"""Optuna search through Hydra's multirun: the live trial and conditional search spaces (reports: litlab.reports)."""
+"""Optuna search through Hydra's multirun: sweep workers, search space, storages, conditional spaces.
+
+Reports live in litlab.reports.
+"""

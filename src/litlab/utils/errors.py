@@ -18,7 +18,6 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
-from optuna import TrialPruned
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +122,6 @@ def report_errors(task: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         try:
             return task(*args, **kwargs)
-        except TrialPruned:
-            raise
         except Exception as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1" or not _single_run():
                 raise

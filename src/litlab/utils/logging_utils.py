@@ -28,12 +28,13 @@ def _without(section: Mapping[str, Any] | None, skipped: frozenset[str]) -> dict
     return {key: value for key, value in (section or {}).items() if key not in skipped}
 
 
-def comparable_hparams(cfg: DictConfig, trial_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def comparable_hparams(cfg: DictConfig, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The hyperparameters runs are compared by, flattened to `model/net/dropout`-style names.
 
     The model (its network, optimizer and scheduler included), the data, the trainer's epochs and precision,
-    the seed and, in an Optuna sweep, the trial's number and sampled parameters (`optuna/<name>`); callbacks,
-    loggers, paths and worker counts stay in the run folder's `.hydra/config.yaml`.
+    the seed and what the run's callbacks add (`extra`: in an Optuna sweep, the trial's number and sampled
+    parameters as `optuna/<name>`); callbacks, loggers, paths and worker counts stay in the run folder's
+    `.hydra/config.yaml`.
     """
     config = OmegaConf.to_container(cfg, resolve=True)
     hparams = {
@@ -42,7 +43,7 @@ def comparable_hparams(cfg: DictConfig, trial_params: Mapping[str, Any] | None =
         "trainer": {key: config.get("trainer", {}).get(key) for key in TRAINER_KEPT},
         "seed": config.get("seed"),
     }
-    hparams.update({f"optuna/{name}": value for name, value in (trial_params or {}).items()})
+    hparams.update(extra or {})
     return _sanitize_params(_flatten_dict(_convert_params(hparams)))
 
 
@@ -58,15 +59,16 @@ def log_hyperparameters(object_dict: dict[str, Any]) -> None:
     if not trainer.logger:
         log.warning("No logger is configured: hyperparameters are not logged.")
         return
-    from litlab.callbacks.optuna_trial import OptunaTrialCallback  # here: the callbacks import these utils
-
-    trial_callback = next((c for c in object_dict.get("callbacks", ()) if isinstance(c, OptunaTrialCallback)), None)
-    trial_params, metric_names = None, [cfg.get("optimized_metric"), *HEADLINE_METRICS]
-    if trial_callback is not None:
-        trial = trial_callback.live.trial
-        trial_params = {"trial": trial.number, **trial.params}
-        metric_names += trial_callback.hparam_metrics
-    hparams = comparable_hparams(cfg, trial_params)
+    extra, metric_names = {}, [cfg.get("optimized_metric"), *HEADLINE_METRICS]
+    for callback in object_dict.get("callbacks", ()):
+        # A callback that knows what sets this run apart (a sweep's trial callback: its trial's parameters)
+        # contributes those, and the metrics they are judged by, without this generic code naming it.
+        contribute = getattr(callback, "comparable_hparams", None)
+        if callable(contribute):
+            params, metrics = contribute()
+            extra.update(params)
+            metric_names += metrics
+    hparams = comparable_hparams(cfg, extra)
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)
         if isinstance(logger, TensorBoardLogger):

@@ -8,7 +8,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import execution_whitelist
 from omegaconf import DictConfig
-from optuna import TrialPruned
 
 from litlab.utils.pylogger import RankedLogger
 from litlab.utils.rich_utils import enforce_tags, print_config_tree
@@ -46,10 +45,6 @@ def task_wrapper(task_func: Callable) -> Callable:
             refuse_loading_targets(cfg)
             with execution_whitelist(EXECUTION_WHITELIST):
                 return task_func(cfg=cfg)
-        except TrialPruned as pruned:
-            # An Optuna sweep stopping a weak trial is no error: no traceback.
-            log.info(f"Optuna pruned this trial: {pruned}")
-            raise
         finally:
             log.info(f"Output dir: {cfg.paths.output_dir}")
             _finish_wandb_run()

@@ -16,7 +16,7 @@ EXECUTION_WHITELIST: tuple[str, ...] = (
     "litlab.data.*",
     "litlab.models.*",
     "litlab.callbacks.*",
-    "litlab.utils.profiling.*",
+    "litlab.speed.NoProfiler",
     "litlab.utils.loggers.*",
     "litlab.utils.checkpoint_io.*",
     "lightning.pytorch.Trainer",

@@ -1,0 +1,74 @@
+"""How fast the command line answers: Hydra's config commands and a TAB completion, each as a whole process.
+
+    python scripts/benchmark_cli.py [--runs 7]
+
+Each command runs `--runs` times as `python <entry> <args>` from the repository root; printed per command are the
+median wall time, the median CPU time (user + system: what the process itself costs, which a busy machine
+does not inflate the way it inflates wall time) and the wall-time ratio to `python -c "import hydra"`, the floor of
+any Hydra command. Target: every command under 0.5 s of wall time on an idle machine (printed, not asserted).
+The load average is printed before and after, since other work on the machine slows every figure.
+"""
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_S = 0.5
+CONFIG_ARGS = [
+    ["--help"],
+    ["--hydra-help"],
+    ["--cfg", "job"],
+    ["--cfg", "hydra"],
+    ["--cfg", "all"],
+    ["--info"],
+    ["-sc", "query=bash"],
+]
+# The config of an Optuna sweep (`hparams_search` selects litlab's sweeper; Hydra refuses `-m` with `--cfg`).
+SWEEP_ARGS = ["hparams_search=mnist_cnn", "--cfg", "hydra"]
+
+
+def time_command(command: list[str], env: dict[str, str], runs: int) -> tuple[float, float]:
+    """The median wall and CPU seconds of `command` over `runs` runs (its output is discarded)."""
+    walls, cpus = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=7, help="runs of each command (the median counts)")
+    args = parser.parse_args()
+
+    entries = sorted(p.name for p in ROOT.glob("*.py"))
+    commands = [(entry, command) for entry in entries for command in CONFIG_ARGS] + [("train.py", SWEEP_ARGS)]
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    floor_wall, floor_cpu = time_command([sys.executable, "-c", "import hydra"], dict(os.environ), args.runs)
+    floor = 'python -c "import hydra"'
+    print(f"{floor:52s} wall {floor_wall:.3f} s   cpu {floor_cpu:.3f} s")
+    slowest = 0.0
+    for entry, command in commands:
+        line = f"python {entry} experiment="
+        env = {**os.environ, "COMP_LINE": line, "COMP_POINT": str(len(line))}
+        wall, cpu = time_command([sys.executable, entry, *command], env, args.runs)
+        slowest = max(slowest, wall)
+        mark = "" if wall < TARGET_S else f"   over the {TARGET_S} s target"
+        name = f"python {entry} {' '.join(command)}"
+        print(f"{name:52s} wall {wall:.3f} s   cpu {cpu:.3f} s   x{wall / floor_wall:.1f} import hydra{mark}")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"slowest={slowest:.3f}s target={TARGET_S}s {'met' if slowest < TARGET_S else 'missed'}")
+
+
+if __name__ == "__main__":
+    main()

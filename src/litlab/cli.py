@@ -1,0 +1,37 @@
+"""Console scripts: `litlab-train`, `litlab-eval`, `litlab-predict` and `litlab-export` run the entry files in
+the repository root.
+
+The entry files hold the `@hydra.main`s, where Hydra's completion of `python train.py ...` looks for them; these
+commands run the same files as `python train.py` does, so both spellings compose the same configs and name
+their runs alike. Hydra's completion completes an installed command by its name:
+`eval "$(litlab-train -sc install=bash)"`.
+"""
+
+from litlab import ROOT_DIR
+
+
+def _run(entry_file: str) -> None:
+    # runpy.run_path would set sys.argv[0] to the file, and Hydra's `-sc install=bash` would then register
+    # `python` rather than this command: run the file's code as `__main__` with the command's argv kept.
+    path = ROOT_DIR / entry_file
+    exec(compile(path.read_text(), str(path), "exec"), {"__name__": "__main__", "__file__": str(path)})
+
+
+def train() -> None:
+    """`litlab-train [overrides]`: `python train.py [overrides]` from anywhere."""
+    _run("train.py")
+
+
+def evaluate() -> None:
+    """`litlab-eval [overrides]`: `python eval.py [overrides]` from anywhere."""
+    _run("eval.py")
+
+
+def predict() -> None:
+    """`litlab-predict [overrides]`: `python predict.py [overrides]` from anywhere."""
+    _run("predict.py")
+
+
+def export() -> None:
+    """`litlab-export [overrides]`: `python export.py [overrides]` from anywhere."""
+    _run("export.py")
