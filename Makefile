@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install train test lint format clean-logs
+.PHONY: install train test lint format mutate clean-logs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# Mutation testing of one module (not part of `make test`: minutes per module), e.g.
+#   make mutate MODULE=src/litlab/data/base.py
+mutate: $(STAMP)
+	@test -n "$(MODULE)" || { echo "Say which module: make mutate MODULE=src/litlab/data/base.py"; exit 2; }
+	$(PY) scripts/mutate.py $(MODULE) $(ARGS)
 
 clean-logs:
 	rm -rf logs/*/

@@ -10,6 +10,7 @@ from litlab.models import DistillationModule
 from litlab.models.base import build_net
 from litlab.models.distillation import kd_loss
 from litlab.train import train
+from litlab.utils.checkpoint import CheckpointError
 from tests.helpers.config import eval_config, train_config
 
 STUDENT = {"_target_": "litlab.models.nets.CNN", "in_channels": 1, "image_size": 28, "conv_channels": [8]}
@@ -110,6 +111,18 @@ def test_teacher_gets_no_gradient_and_does_not_change(teacher_ckpt, mnist_root):
     assert dtypes["teacher"] == dtypes["student"] == torch.bfloat16
     optimized = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
     assert not optimized & {id(p) for p in model.teacher.parameters()}
+    # The two parts are logged once per epoch, and make up the training loss with weights 0.3 and 0.7.
+    logged = trainer.logged_metrics
+    assert {"train/loss", "train/loss_ce", "train/loss_kd"} <= set(logged) and not any("_step" in k for k in logged)
+    mixed = 0.3 * logged["train/loss_ce"] + 0.7 * logged["train/loss_kd"]
+    assert logged["train/loss"].item() == pytest.approx(mixed.item(), rel=1e-4)
+    # The test also reports the teacher's own accuracy on the same images.
+    data = MNISTDataModule(data_dir=str(mnist_root), download=False, batch_size=32)
+    (metrics,) = Trainer(accelerator="cpu", limit_test_batches=1, logger=False, enable_progress_bar=False).test(
+        model, datamodule=data, verbose=False
+    )
+    x, y = data.on_after_batch_transfer(next(iter(data.test_dataloader())), 0)
+    assert metrics["test/teacher_acc"] == pytest.approx((model.teacher(x).argmax(1) == y).float().mean().item())
 
 
 def test_distillation_needs_a_teacher_unless_alpha_is_zero(tmp_path):
@@ -118,6 +131,80 @@ def test_distillation_needs_a_teacher_unless_alpha_is_zero(tmp_path):
     assert DistillationModule(STUDENT, alpha=0.0).teacher is None
     with pytest.raises(ValueError, match="alpha must be in"):
         DistillationModule(STUDENT, alpha=1.5)
+
+
+SMALL_TEACHER = {**STUDENT, "conv_channels": [4], "dense_units": [16]}
+
+
+@pytest.mark.parametrize(("alpha", "tau"), [(0.0, 4.0), (0.25, 2.0), (0.75, 2.0), (1.0, 5.0), (None, None)])
+def test_training_step_weighs_labels_and_teacher_by_alpha_at_temperature_tau(alpha, tau):
+    torch.manual_seed(0)
+    if alpha is None:  # the defaults: Hinton et al.'s even mix at temperature 4
+        model, alpha, tau = DistillationModule(STUDENT, teacher_net=SMALL_TEACHER).eval(), 0.5, 4.0
+    else:
+        model = DistillationModule(STUDENT, teacher_net=SMALL_TEACHER, alpha=alpha, tau=tau).eval()
+    x, y = torch.randn(6, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4, 5])
+    calls = []
+    model.teacher.register_forward_hook(lambda *args: calls.append(1))
+    loss = model.training_step((x, y), 0)
+    assert len(calls) == (alpha > 0)  # alpha = 0 is plain training: the teacher costs nothing
+    with torch.no_grad():
+        student, teacher = model.net(x).tolist(), model.teacher(x).tolist()
+    assert loss.item() == pytest.approx(by_hand(student, teacher, y.tolist(), alpha, tau)[0], rel=1e-5)
+    assert loss.requires_grad and not any(p.requires_grad for p in model.teacher.parameters())
+
+
+def test_teacher_stays_in_eval_mode_when_the_student_trains():
+    model = DistillationModule(STUDENT, teacher_net=SMALL_TEACHER, alpha=0.5)
+    assert model.train() is model
+    assert model.training and model.net.training and not model.teacher.training
+    assert not model.train(False).net.training
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"alpha": -0.1}, r"model.alpha must be in \[0, 1\], got -0.1"),
+        ({"alpha": 1.1}, r"model.alpha must be in \[0, 1\], got 1.1"),
+        ({"tau": 0.0}, "model.tau must be positive, got 0.0"),
+        ({"tau": -1.0}, "model.tau must be positive"),
+        ({"teacher_net": {**SMALL_TEACHER, "num_classes": 5}}, "teacher predicts 5 classes but the student 10"),
+        ({"teacher_net": {**SMALL_TEACHER, "num_classes": 12}}, "teacher predicts 12 classes but the student 10"),
+    ],
+)
+def test_bad_distillation_settings_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DistillationModule(STUDENT, **{"teacher_net": SMALL_TEACHER, **kwargs})
+
+
+def test_distillation_edge_settings_are_accepted():
+    model = DistillationModule(STUDENT, teacher_net=SMALL_TEACHER, alpha=1.0, tau=0.01)
+    assert (model.hparams.alpha, model.hparams.tau) == (1.0, 0.01)
+    # Class counts compare by value: 300 from two sources is two int objects, and still the same count.
+    many = DistillationModule({**STUDENT, "num_classes": 300}, teacher_net={**SMALL_TEACHER, "num_classes": int("300")})
+    assert many.teacher.num_classes == many.num_classes == 300
+
+
+def test_teacher_weights_come_from_its_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    net = build_net(SMALL_TEACHER)
+    # A teacher trained with model.compile=true: its keys carry torch.compile's prefix.
+    state = {f"net._orig_mod.{k}": v for k, v in net.state_dict().items()}
+    path = tmp_path / "teacher.ckpt"
+    torch.save(
+        {
+            "state_dict": {**state, "val_acc_best.max_value": torch.tensor(0.9)},
+            "hyper_parameters": {"net": SMALL_TEACHER},
+        },
+        path,
+    )
+    model = DistillationModule(STUDENT, teacher_ckpt=str(path), alpha=0.5)
+    assert model.hparams.teacher_net == SMALL_TEACHER
+    for key, value in net.state_dict().items():
+        assert torch.equal(model.teacher.state_dict()[key], value), key
+    torch.save({"state_dict": state, "hyper_parameters": {}}, tmp_path / "bare.ckpt")
+    with pytest.raises(CheckpointError, match="holds no network spec.*kd_teacher_linear"):
+        DistillationModule(STUDENT, teacher_ckpt=str(tmp_path / "bare.ckpt"), alpha=0.5)
 
 
 SMALL_STUDENT = [
@@ -159,7 +246,9 @@ def test_student_distilled_from_a_trained_teacher_learns(tmp_path, mnist_root, s
     ]
     metrics, objects = train(train_config(student_overrides, tmp_path / "student"))
     assert metrics["test/acc"] > 0.6  # ten classes: chance is 0.1
-    assert metrics["train/loss_kd"] > 0 and metrics["train/loss_ce"] > 0
+    # The logged parts make up the training loss with the configured weights.
+    mixed = 0.3 * metrics["train/loss_ce"] + 0.7 * metrics["train/loss_kd"]
+    assert metrics["train/loss"] == pytest.approx(mixed.item(), rel=1e-4)
     assert math.isclose(metrics["test/teacher_acc"], teacher_metrics["test/acc"], abs_tol=1e-6)
     # The student's checkpoint carries its teacher: it evaluates without the teacher's file.
     best = objects["trainer"].checkpoint_callback.best_model_path

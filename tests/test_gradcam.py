@@ -45,7 +45,8 @@ def test_gradcam_heat_lies_in_the_region_that_decides_the_class():
     images, labels = region_images(100, generator)
     heat, preds = gradcam(net, images)
     assert (preds == labels).float().mean() > 0.9  # the net has learnt the classes
-    assert heat.shape == (len(images), 16, 16) and heat.min() >= 0 and heat.amax(dim=(1, 2)).max() <= 1
+    # Scaled per image: each map's hottest pixel is exactly 1.
+    assert heat.shape == (len(images), 16, 16) and torch.allclose(heat.amax(dim=(1, 2)), torch.ones(len(images)))
     inside = torch.zeros(16, 16, dtype=torch.bool)
     inside[REGION] = True
     assert heat[:, inside].mean() > 2.5 * heat[:, ~inside].mean()

@@ -41,6 +41,29 @@ def test_cnn_space_searches_widths_of_existing_layers_only():
     assert seen_conv == {1, 2, 3, 4} and seen_dense == {1, 2, 3}
 
 
+def test_cnn_space_default_ranges_and_log_scale():
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial({"conv_layers": 4, "dense_layers": 3})
+    trial = study.ask()
+    overrides = cnn_layers(None, trial)
+    assert (len(overrides["model.net.conv_channels"]), len(overrides["model.net.dense_units"])) == (4, 3)
+    widths = optuna.distributions.IntDistribution(8, 64, log=True)
+    assert trial.distributions == {
+        "conv_layers": optuna.distributions.IntDistribution(1, 4),
+        "dense_layers": optuna.distributions.IntDistribution(1, 3),
+        **{f"conv{i}_filters": widths for i in range(1, 5)},
+        **{f"dense{i}_units": widths for i in range(1, 4)},
+    }
+    narrow = study.ask()
+    cnn_layers(
+        None, narrow, max_conv_layers=2, max_dense_layers=1, min_filters=4, max_filters=16, min_units=2, max_units=5
+    )
+    assert narrow.distributions["conv_layers"] == optuna.distributions.IntDistribution(1, 2)
+    assert narrow.distributions["dense_layers"] == optuna.distributions.IntDistribution(1, 1)
+    assert narrow.distributions["conv1_filters"] == optuna.distributions.IntDistribution(4, 16, log=True)
+    assert narrow.distributions["dense1_units"] == optuna.distributions.IntDistribution(2, 5, log=True)
+
+
 def job_return(status: JobStatus, value) -> JobReturn:
     ret = JobReturn(overrides=["a=1"], status=status)
     ret.return_value = value

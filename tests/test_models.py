@@ -117,7 +117,43 @@ def test_classifier_learns_generated_mnist(model, mnist_root, tmp_path):
     train_losses = history["train/loss"].dropna().tolist()
     assert train_losses[-1] < train_losses[0] * 0.5
     assert metrics["test/acc"] > 0.8  # ten classes: chance is 0.1
-    assert metrics["val/acc_best"] >= metrics["val/acc"]
+    # val/acc_best is the best epoch's val/acc, not the last one's
+    assert metrics["val/acc_best"] == pytest.approx(history["val/acc"].dropna().max())
+
+
+TINY_MLP = {"_target_": "litlab.models.nets.MLP", "image_size": 8, "hidden_sizes": [16]}
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_label_smoothing_reaches_the_training_and_evaluation_loss(smoothing):
+    torch.manual_seed(0)
+    model = ImageClassifier(TINY_MLP, label_smoothing=smoothing).eval()
+    x, y = torch.randn(5, 1, 8, 8), torch.tensor([0, 3, 3, 7, 9])
+    log_p = torch.log_softmax(model(x), dim=1)
+    # (1 - eps) * CE(y) + eps * the mean of -log p over the classes
+    expected = (1 - smoothing) * -log_p[torch.arange(5), y].mean() + smoothing * -log_p.mean(1).mean()
+    loss, preds, targets = model.model_step((x, y))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert torch.equal(preds, log_p.argmax(1)) and torch.equal(targets, y)
+    assert model.training_step((x, y), 0).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"dims": (3, 8, 8), "num_classes": 10}, r"expects inputs of shape \(1, 8, 8\) but the data gives \(3, 8, 8\)"),
+        ({"dims": (1, 8, 8), "num_classes": 5}, "predicts 10 classes but the data has 5"),
+    ],
+)
+def test_classifier_refuses_data_it_does_not_fit(data, message):
+    from types import SimpleNamespace
+
+    model = ImageClassifier(TINY_MLP)
+    model._trainer = SimpleNamespace(datamodule=SimpleNamespace(**data))
+    with pytest.raises(ValueError, match=message):
+        model.setup("fit")
+    model._trainer = SimpleNamespace(datamodule=SimpleNamespace(dims=(1, 8, 8), num_classes=10))
+    model.setup("fit")  # data that fits passes
 
 
 MODULE_NETS = {
