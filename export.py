@@ -7,16 +7,16 @@ stack is imported inside it, so that `--help` and `--cfg` answer without loading
 import hydra
 from omegaconf import DictConfig
 
+from litlab.utils.cli import accept_null_groups
 from litlab.utils.whitelist import EXECUTION_WHITELIST
 
 
+@accept_null_groups  # `logger=null` turns a config group off, as in train.py
 @hydra.main(config_path="configs", config_name="export.yaml", execution_whitelist=EXECUTION_WHITELIST)
 def main(cfg: DictConfig) -> None:
-    from litlab.export import export
-    from litlab.utils import extras
+    from litlab.export import run
 
-    extras(cfg)
-    export(cfg)
+    run(cfg)
 
 
 if __name__ == "__main__":

@@ -90,14 +90,17 @@ def cli(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
     return results
 
 
-def run_main(args: list[str], tmp_path: Path, monkeypatch, capsys) -> tuple[int, str, str]:
-    """`python train.py <args>` in this process (Hydra's own entry, argument parsing and error report included)."""
-    monkeypatch.setattr(sys, "argv", ["train.py", *QUIET, f"paths.log_dir={tmp_path}", *args])
+def run_main(args: list[str], tmp_path: Path, monkeypatch, capsys, entry: str = "train.py") -> tuple[int, str, str]:
+    """`python <entry> <args>` in this process (Hydra's own entry, argument parsing and error report included)."""
+    quiet = {"train.py": QUIET, "export.py": ["extras.print_config=false"]}.get(
+        entry, ["trainer.accelerator=cpu", "extras.print_config=false"]
+    )
+    monkeypatch.setattr(sys, "argv", [entry, *quiet, f"paths.log_dir={tmp_path}", *args])
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # no terminal
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     code = 0
     try:
-        run_entry("train.py")
+        run_entry(entry)
     except SystemExit as exit_:
         code = exit_.code
     captured = capsys.readouterr()
@@ -143,6 +146,14 @@ def test_bad_input_prints_one_sentence_naming_the_fix(tmp_path, monkeypatch, cap
     code, out, err = run_main(args, tmp_path, monkeypatch, capsys)
     assert_one_sentence(code, out, err, *fragments)
     assert "Starting training" not in out  # refused before any data was read
+
+
+@pytest.mark.parametrize("entry", ["eval.py", "predict.py", "export.py"])
+def test_every_entry_point_answers_a_missing_checkpoint_with_one_sentence(tmp_path, monkeypatch, capsys, entry):
+    missing = tmp_path / "gone.ckpt"
+    args = [f"ckpt_path={missing}", *([f"inputs={tmp_path}"] if entry == "predict.py" else [])]
+    code, out, err = run_main(args, tmp_path, monkeypatch, capsys, entry)
+    assert_one_sentence(code, out, err, f"{missing}' does not exist: pass ckpt_path=")
 
 
 def test_missing_gpu_says_how_to_pick_the_cpu(tmp_path, monkeypatch, capsys):

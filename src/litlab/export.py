@@ -18,8 +18,9 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from litlab.data.inputs import standardise
-from litlab.utils import RankedLogger, task_wrapper
+from litlab.utils import RankedLogger, extras, task_wrapper
 from litlab.utils.checkpoint import Checkpoint, CheckpointError
+from litlab.utils.errors import report_errors
 
 log = RankedLogger(__name__)
 
@@ -147,3 +148,10 @@ def export(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         f"matches PyTorch within rtol={RTOL}, atol={ATOL} (largest difference {max_error:.2e})."
     )
     return {"path": path, "max_error": max_error, "description": description}, {"cfg": cfg, "model": model}
+
+
+@report_errors
+def run(cfg: DictConfig) -> None:
+    """What `python export.py` runs: extras, then `export`; an error ends it with one sentence on the terminal."""
+    extras(cfg)
+    export(cfg)

@@ -26,8 +26,9 @@ from litlab import speed
 from litlab.callbacks.prediction_writers import ClassPredictionWriter, ImageFileWriter
 from litlab.data.inputs import ClassLabels, ImageInputs, InputError, PredictionDataModule, find_inputs, input_names
 from litlab.models import ConditionalGAN, CycleGAN, ImageClassifier, Word2Vec
-from litlab.utils import RankedLogger, task_wrapper
+from litlab.utils import RankedLogger, extras, task_wrapper
 from litlab.utils.checkpoint import Checkpoint, CheckpointError
+from litlab.utils.errors import report_errors
 from litlab.utils.figures import image_grid
 
 log = RankedLogger(__name__)
@@ -231,3 +232,10 @@ def predict(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     else:
         raise CheckpointError(f"predict.py does not know what to ask of a {checkpoint.module_name} checkpoint.")
     return result, {"cfg": cfg, "model": model, "checkpoint": checkpoint}
+
+
+@report_errors
+def run(cfg: DictConfig) -> None:
+    """What `python predict.py` runs: extras, then `predict`; an error ends it with one sentence on the terminal."""
+    extras(cfg)
+    predict(cfg)
