@@ -5,10 +5,9 @@ The writer is the one every experiment gets: the CheckpointIO of a Trainer built
 
 import errno
 import os
-import resource
 import signal
 import subprocess
-import tempfile
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,19 @@ import torch
 from hydra.utils import instantiate
 
 from tests.helpers.config import train_config
+
+# The writer: the kernel kills it (SIGXFSZ) as it writes byte `limit` (read from stdin) of any file.
+KILLED_WRITER = """
+import resource, signal, sys
+import torch
+from hydra.utils import get_class
+io = get_class(sys.argv[1])()
+checkpoint = {"state_dict": {"w": torch.full((50_000,), 2.0)}, "epoch": 2}
+limit = int(sys.stdin.read())
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+io.save_checkpoint(checkpoint, sys.argv[2])
+"""
 
 
 def checkpoint_io(tmp_path: Path):
@@ -77,17 +89,16 @@ def test_writer_killed_mid_write_leaves_the_last_good_checkpoint(tmp_path, at_by
     staging = tmp_path / "tmpdir"  # where a writer that stages elsewhere would leave its remains
     staging.mkdir()
 
-    pid = os.fork()
-    if pid == 0:  # the writer: the kernel kills it (SIGXFSZ) as it writes byte `limit` of any file
-        try:
-            tempfile.tempdir = str(staging)
-            signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
-            io.save_checkpoint(checkpoint(50_000, 2.0), target)
-        finally:
-            os._exit(0)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGXFSZ
+    # A fresh interpreter, not a fork: forking this multi-threaded process can deadlock the child on a lock
+    # another thread held. The size limit is set only once the child is ready to write.
+    writer = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, f"{type(io).__module__}.{type(io).__qualname__}", str(target)],
+        env={**os.environ, "TMPDIR": str(staging)},
+        input=str(limit),
+        text=True,
+        timeout=120,
+    )
+    assert writer.returncode == -signal.SIGXFSZ, writer
 
     assert_good(target, 1.0)
     io.save_checkpoint(checkpoint(50_000, 3.0), target)  # the next save clears the dead writer's remains
