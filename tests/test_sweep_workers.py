@@ -9,6 +9,7 @@ import time
 import optuna
 import pandas as pd
 import pytest
+from joblib.externals.loky import get_reusable_executor
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -268,6 +269,8 @@ def test_three_workers_on_one_postgresql_study(postgres_url, tmp_path, monkeypat
     # Three joblib workers on one study in a real PostgreSQL server (tests/helpers/postgres.py), its URL
     # given through the environment only.
     monkeypatch.setenv("LITLAB_TEST_STORAGE", postgres_url)
+    # joblib keeps its worker processes between calls: those an earlier test started lack the variable.
+    get_reusable_executor().shutdown(wait=True)
     run_sweep(
         [
             *PRUNED_SEARCH,
