@@ -334,3 +334,32 @@ def test_journal_storage_is_built_from_its_config(tmp_path):
     # without a storage, the study lives in a journal file in the sweep folder
     assert isinstance(build_storage(None, tmp_path / "sweep"), optuna.storages.JournalStorage)
     assert (tmp_path / "sweep" / "optuna.journal").exists()
+
+
+def test_the_shipped_mnist_search_runs_its_conditional_space(tmp_path, monkeypatch, mnist_root):
+    # hparams_search=mnist_cnn as the README runs it: its custom space (litlab.search.spaces.cnn_layers) must
+    # reach the trials through the sweeper's workers, past the execution whitelist.
+    run_sweep(
+        [
+            "hparams_search=mnist_cnn",
+            f"paths.data_dir={mnist_root}",
+            "data.download=false",
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.timeout=null",
+            "hydra.sweeper.pruner=null",
+            "hydra.sweeper.custom_search_space_kwargs.max_filters=8",
+            "hydra.sweeper.custom_search_space_kwargs.max_units=8",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=2",
+        ],
+        tmp_path / "sweep",
+        monkeypatch,
+    )
+    trials = pd.read_csv(tmp_path / "sweep" / "trials.csv")
+    assert list(trials["state"]) == ["COMPLETE", "COMPLETE"]
+    for _, trial in trials.iterrows():
+        overrides = yaml.safe_load(
+            (tmp_path / "sweep" / str(trial["number"]) / ".hydra" / "overrides.yaml").read_text()
+        )
+        conv = next(o for o in overrides if o.startswith("model.net.conv_channels="))
+        assert len(yaml.safe_load(conv.split("=", 1)[1])) == trial["params_conv_layers"]

@@ -44,6 +44,8 @@ from litlab.search.storage import (
 log = logging.getLogger(__name__)
 
 SAMPLER_WHITELIST = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")
+# Where `custom_search_space` functions may live: litlab's conditional spaces (configs name them by path).
+SPACE_WHITELIST = ("litlab.search.spaces.*",)
 # The callback entry through which a trial's job finds its trial (see litlab.callbacks.optuna_trial).
 CALLBACK_KEY = "optuna_trial"
 CALLBACK_TARGET = "litlab.callbacks.optuna_trial.OptunaTrialCallback"
@@ -258,7 +260,8 @@ class TrialWorker:
         params = dict(trial.params)
         if plan.custom_search_space:
             extend = instantiate(
-                {"_target_": plan.custom_search_space, "_partial_": True, **plan.custom_search_space_kwargs}
+                {"_target_": plan.custom_search_space, "_partial_": True, **plan.custom_search_space_kwargs},
+                _execution_whitelist_=SPACE_WHITELIST,
             )
             extra = extend(self.config, trial)
             if isinstance(extra, Mapping):
