@@ -7,13 +7,19 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.study import StudyDirection
 from optuna.trial import TrialState
 from sqlalchemy.exc import SQLAlchemyError
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from litlab.search.directions import StudyDirectionError, check_directions
+from litlab.search.errors import SweepError
+from litlab.search.space import format_override, grid_choices, parse_search_space, quote
 from litlab.search.spaces import cnn_layers
 from litlab.search.storage import build_storage, open_study
 from litlab.search.worker import Pruned, trial_outcome
@@ -62,6 +68,184 @@ def test_cnn_space_default_ranges_and_log_scale():
     assert narrow.distributions["dense_layers"] == optuna.distributions.IntDistribution(1, 1)
     assert narrow.distributions["conv1_filters"] == optuna.distributions.IntDistribution(4, 16, log=True)
     assert narrow.distributions["dense1_units"] == optuna.distributions.IntDistribution(2, 5, log=True)
+
+
+def space_of(argument: str):
+    """The distribution of one sweep argument, as the sweeper parses it."""
+    return parse_search_space([argument]).distributions["x"]
+
+
+@pytest.mark.parametrize(
+    "argument, expected",
+    [
+        ("x=choice(adam, sgd)", CategoricalDistribution(["adam", "sgd"])),
+        ("x=choice(1, 2.5, true)", CategoricalDistribution([1, 2.5, True])),
+        ("x=range(2, 10, 2)", IntDistribution(2, 8, step=2)),
+        ("x=range(1, 4)", IntDistribution(1, 3)),
+        ("x=range(10, 2, -2)", IntDistribution(4, 10, step=2)),
+        ("x=range(0.1, 0.4, 0.1)", FloatDistribution(0.1, 0.3, step=0.1)),
+        ("x=range(0, 2, 0.5)", FloatDistribution(0.0, 1.5, step=0.5)),
+        ("x=range(1.0, 0.0, -0.25)", FloatDistribution(0.25, 1.0, step=0.25)),
+        ("x=range(1, 2)", CategoricalDistribution([1])),
+        ("x=float(range(1, 4))", CategoricalDistribution([1.0, 2.0, 3.0])),
+        ("x=tag(note, range(1, 4))", IntDistribution(1, 3)),
+        ("x=interval(1, 10)", FloatDistribution(1.0, 10.0)),
+        ("x=tag(log, interval(0.00001, 0.01))", FloatDistribution(1e-5, 1e-2, log=True)),
+        ("x=int(interval(1, 10))", IntDistribution(1, 10)),
+        ("x=tag(log, int(interval(8, 64)))", IntDistribution(8, 64, log=True)),
+    ],
+)
+def test_space_sweeps_become_the_optuna_distributions_they_describe(argument, expected):
+    assert space_of(argument) == expected
+
+
+def test_space_shuffled_range_keeps_its_values_as_choices():
+    parsed = space_of("x=shuffle(range(1, 5))")
+    assert isinstance(parsed, CategoricalDistribution) and sorted(parsed.choices) == [1, 2, 3, 4]
+
+
+def test_space_later_arguments_replace_earlier_ones_fixed_or_swept():
+    space = parse_search_space(
+        [
+            "a=choice(1, 2)",
+            "b=1",
+            "c=3",
+            "a=5",  # a fixed value replaces a sweep of the same key
+            "b=range(1, 3)",  # and a sweep a fixed value
+            "c=4",
+            "d=interval(0, 1)",
+        ]
+    )
+    assert space.distributions == {"b": IntDistribution(1, 2), "d": FloatDistribution(0.0, 1.0)}
+    assert space.fixed == ["a=5", "c=4"]
+
+
+@pytest.mark.parametrize(
+    "argument, why",
+    [
+        ("x=range(3, 3)", "the range holds no value"),
+        ("x=interval(2, 1)", "`low <= high` must hold"),
+        ("x=tag(log, interval(0, 1))", "`low > 0` must hold for `log=True`"),
+        ("x=glob(*)", "Glob sweeps are not supported: use choice, range or interval"),
+    ],
+)
+def test_space_bad_sweep_is_named_in_one_sentence(argument, why):
+    with pytest.raises(SweepError) as raised:
+        parse_search_space(["y=1", argument])
+    message = str(raised.value)
+    assert message.startswith(f"The sweep parameter `{argument}` is invalid ({why}")
+    assert message.endswith("): fix its range in hydra.sweeper.params or on the command line.")
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+def test_space_grid_lists_every_value_of_discrete_distributions():
+    grid = grid_choices(
+        {
+            "name": CategoricalDistribution(["adam", "sgd"]),
+            "epochs": IntDistribution(1, 3),
+            "width": IntDistribution(8, 32, step=8),
+            "dropout": FloatDistribution(0.1, 0.3, step=0.1),
+            "momentum": FloatDistribution(0.5, 0.5, step=0.25),
+        }
+    )
+    assert grid == {
+        "name": ["adam", "sgd"],
+        "epochs": [1, 2, 3],
+        "width": [8, 16, 24, 32],
+        "dropout": [0.1, 0.2, 0.3],
+        "momentum": [0.5],
+    }
+
+
+@pytest.mark.parametrize("continuous", [FloatDistribution(0.0, 1.0), IntDistribution(8, 64, log=True)])
+def test_space_grid_refuses_a_continuous_distribution(continuous):
+    with pytest.raises(SweepError) as raised:
+        grid_choices({"name": CategoricalDistribution(["adam"]), "x": continuous})
+    assert str(raised.value) == (
+        "The grid sampler needs discrete values, but `x` is continuous: give it as choice(...) or range(...), "
+        "or pick another sampler."
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "adam",
+        "a b",
+        "it's",
+        "a\\b",
+        "ends\\",
+        "q,r",
+        "${x}",
+        "null",
+        "1e-3",
+        "",
+        7,
+        -2,
+        0.1,
+        -1.5e-7,
+        True,
+        False,
+        None,
+        [8, "a", [2.5, None]],
+        {"a": 1, "b": [True, "x y"]},
+    ],
+)
+def test_space_trial_values_reach_hydra_unchanged(value):
+    override = format_override("model.x", value)
+    assert override.startswith("model.x=")
+    parsed = OverridesParser.create().parse_override(override)
+    assert parsed.get_key_element() == "model.x" and parsed.value() == value
+    assert type(parsed.value()) is type(value)
+
+
+def test_space_quote_writes_hydra_syntax():
+    assert quote((1, 2)) == "[1,2]"
+    assert quote({"a": "b"}) == "{a:'b'}"
+    assert [quote(v) for v in (True, False, None, 3, 0.5)] == ["true", "false", "null", "3", "0.5"]
+    assert format_override("model.optimizer.name", "adam") == "model.optimizer.name='adam'"
+
+
+def test_directions_agreeing_with_the_stored_study_pass():
+    study = optuna.create_study(study_name="s", directions=["maximize", "minimize"])
+    check_directions(study, ["maximize", "minimize"])
+    check_directions(study, ["MAXIMIZE", StudyDirection.MINIMIZE])
+
+
+@pytest.mark.parametrize(
+    "stored, configured, shown",
+    [
+        (
+            ["maximize"],
+            ["minimize"],
+            "optimises maximize, but hydra.sweeper.direction asks for minimize: set hydra.sweeper.direction=maximize",
+        ),
+        (
+            ["minimize"],
+            [StudyDirection.MAXIMIZE],
+            "optimises minimize, but hydra.sweeper.direction asks for maximize: set hydra.sweeper.direction=minimize",
+        ),
+        (
+            ["minimize", "maximize"],
+            ["maximize", "minimize"],
+            "optimises minimize, maximize, but "
+            "hydra.sweeper.direction asks for maximize, minimize: set hydra.sweeper.direction=['minimize', 'maximize']",
+        ),
+        (
+            ["maximize"],
+            ["maximize", "maximize"],
+            "optimises maximize, but hydra.sweeper.direction asks for "
+            "maximize, maximize: set hydra.sweeper.direction=maximize",
+        ),
+    ],
+)
+def test_directions_unlike_the_stored_study_are_refused(stored, configured, shown):
+    study = optuna.create_study(study_name="kept", directions=stored)
+    with pytest.raises(StudyDirectionError) as raised:
+        check_directions(study, configured)
+    assert str(raised.value) == (
+        f"The stored study 'kept' {shown} to continue it, or give a new hydra.sweeper.study_name for the new direction."
+    )
 
 
 def job_return(status: JobStatus, value) -> JobReturn:
