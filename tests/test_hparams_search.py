@@ -399,6 +399,7 @@ def test_sweeper_names_the_pip_package_of_a_launcher():
     assert launcher_package("hydra_plugins.hydra_rq_launcher.rq_launcher.RQLauncher") == "hydra-rq-launcher"
     assert launcher_package("my_launchers.slurm.Launcher") == "my_launchers"
     assert launcher_package("hydra_plugins") == "hydra_plugins"
+    assert launcher_package("hydra_plugins.hydra_x_launcher") == "hydra-x-launcher"
     assert installed("json") and installed("hydra_plugins.litlab_optuna_sweeper.sweeper")
     assert not installed("hydra_plugins.hydra_no_such_launcher.launcher")
     assert not installed("no_such_package_litlab")
@@ -432,12 +433,19 @@ def test_sweeper_setup_launches_its_trial_worker():
     assert sweeper.worker.task_function is len and sweeper.worker.config is sweeper.config
 
 
-def test_sweeper_setup_names_the_package_of_a_missing_launcher():
-    target = "hydra_plugins.hydra_rq_launcher.rq_launcher.RQLauncher"
+@pytest.mark.parametrize(
+    "target, package",
+    [
+        ("hydra_plugins.hydra_rq_launcher.rq_launcher.RQLauncher", "hydra-rq-launcher"),
+        # an installed plugin package without that launcher module counts as not installed as well
+        ("hydra_plugins.hydra_joblib_launcher.no_launcher.NoLauncher", "hydra-joblib-launcher"),
+    ],
+)
+def test_sweeper_setup_names_the_package_of_a_missing_launcher(target, package):
     with pytest.raises(SweepError) as raised:
         set_up_sweeper(target)
     assert str(raised.value) == (
-        f"The launcher {target} is not installed: `pip install 'hydra-rq-launcher>=1.4.0rc3,<1.5'`, or choose an "
+        f"The launcher {target} is not installed: `pip install '{package}>=1.4.0rc3,<1.5'`, or choose an "
         "installed one (hydra/launcher=basic, joblib, submitit_local or submitit_slurm)."
     )
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
@@ -505,7 +513,8 @@ def test_sweeper_optimises_in_the_configured_direction(direction, best, tmp_path
     assert study.directions == [StudyDirection[direction.upper()]]
 
 
-def test_sweeper_gives_its_workers_the_plan(tmp_path, monkeypatch):
+def test_sweeper_gives_its_workers_the_plan(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO, logger=sweeper_module.__name__)
     sweeper = scripted_sweeper(
         tmp_path,
         monkeypatch,
@@ -558,6 +567,12 @@ def test_sweeper_gives_its_workers_the_plan(tmp_path, monkeypatch):
     ]
     results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
     assert results["trials"] == {"complete": 5, "pruned": 0, "fail": 0}
+    assert (
+        "Study 'unit' (1 trials so far) in a journal file (optuna.journal) in the sweep folder; target 5 finished "
+        "trials, 2 worker(s) through BasicLauncher, sampler optuna.samplers.RandomSampler, pruner None, directions "
+        "['maximize', 'minimize'], timeout 30.0 s"
+    ) in caplog.text
+    assert "Worker 0 ran {'COMPLETE': 1}" in caplog.text and "Worker 1 ran {'COMPLETE': 1}" in caplog.text
 
 
 def test_sweeper_runs_an_uncapped_sweep_with_no_deadline_until_stopped(tmp_path, monkeypatch):
@@ -611,6 +626,8 @@ def test_sweeper_reports_the_study_when_done(tmp_path, monkeypatch, caplog):
     [
         ([RuntimeError("disk full"), TooManyFailures("3 of 4 trials failed")], "3 of 4 trials failed"),
         ([None, RuntimeError("disk full")], "disk full"),
+        ([RuntimeError("disk full"), RuntimeError("out of memory")], "disk full"),
+        ([TooManyFailures("2 of 2 trials failed"), TooManyFailures("3 of 3 trials failed")], "2 of 2 trials failed"),
     ],
 )
 def test_sweeper_stops_with_the_error_of_a_failed_worker(errors, shown, tmp_path, monkeypatch, caplog):
