@@ -311,28 +311,35 @@ def test_trial_callback_shows_the_trial_and_its_metrics_in_hparams():
     assert own.comparable_hparams()[1] == ("val/f1", "val/loss")
 
 
-@pytest.mark.parametrize("kind", ["journal in the sweep folder", "file named by the environment"])
+@pytest.mark.parametrize("kind", ["journal in the sweep folder", "journal named by the config and environment"])
 def test_trial_callback_finds_the_sweeps_storage_itself(kind, tmp_path, monkeypatch):
     from hydra.core.hydra_config import HydraConfig
 
     sweep_dir = tmp_path / "sweep"
     spec = None
-    if kind == "file named by the environment":
-        monkeypatch.setenv("LITLAB_TEST_JOURNAL", str(tmp_path / "env.journal"))
+    if kind == "journal named by the config and environment":
+        monkeypatch.setenv("LITLAB_TEST_JOURNAL", "env.journal")
         spec = {
             "_target_": "optuna.storages.JournalStorage",
             "log_storage": {
                 "_target_": "optuna.storages.journal.JournalFileBackend",
-                "file_path": "${oc.env:LITLAB_TEST_JOURNAL}",
+                "file_path": "${paths.log_dir}/${oc.env:LITLAB_TEST_JOURNAL}",
             },
         }
-    storage = build_storage(OmegaConf.to_container(OmegaConf.create(spec), resolve=True) if spec else None, sweep_dir)
+    storage = build_storage(None, sweep_dir)
+    if spec is not None:
+        storage = optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "env.journal"))
+        )
     _, trial = study_with_trial(storage)
-    hydra_cfg = OmegaConf.create({"sweeper": {"storage": spec}, "sweep": {"dir": str(sweep_dir)}})
-    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: hydra_cfg))
+    # as in a trial's job: the hydra node of a config that has the rest (paths) beside it
+    job_cfg = OmegaConf.create(
+        {"paths": {"log_dir": str(tmp_path)}, "hydra": {"sweeper": {"storage": spec}, "sweep": {"dir": str(sweep_dir)}}}
+    )
+    monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda: job_cfg.hydra))
     callback = OptunaTrialCallback("trials", trial.number, "val/acc")
     ValidationEnd(0, {"val/acc": 0.5}).send(callback)
-    reread = optuna.load_study(study_name="trials", storage=build_storage(None, sweep_dir) if spec is None else storage)
+    reread = optuna.load_study(study_name="trials", storage=storage)
     assert reread.trials[trial.number].intermediate_values == {0: 0.5}
 
 
