@@ -18,9 +18,6 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
 
 from hydra_plugins.litlab_optuna_sweeper import sweeper as sweeper_module
 from hydra_plugins.litlab_optuna_sweeper.sweeper import BASIC_LAUNCHER, LitlabOptunaSweeper, installed, launcher_package
@@ -488,8 +485,9 @@ def scripted_sweeper(
     tmp_path, monkeypatch, sampler="optuna.samplers.RandomSampler", launcher=BASIC_LAUNCHER, **settings
 ):
     """A sweeper set up as Hydra would in `tmp_path` (its study in a journal in `sweep/`), with a ScriptedLauncher;
-    its reports are written without plots, which take seconds."""
+    its reports are written without plots and importances, which take seconds."""
     monkeypatch.setattr("litlab.reports.sweep.PLOTS", {})
+    monkeypatch.setattr("litlab.reports.sweep.param_importances", lambda study: {})
     monkeypatch.chdir(tmp_path)
     sweeper = sweeper_with(**settings)
     sweeper.storage = lambda: build_storage(None, tmp_path / "sweep")
@@ -692,20 +690,27 @@ def test_trial_outcome_tells_complete_pruned_and_failed_apart():
     assert "1 values for 2 objectives" in trial_outcome(job_return(JobStatus.COMPLETED, [0.9]), 2)[2]
 
 
-def hparams_of_run(run_dir) -> dict:
-    """The hyperparameters a TensorBoard run shows in its HParams tab."""
+def event_accumulator(run_dir):
+    """The TensorBoard events of a run (imported here: tensorboard is slow to import, and most tests need none)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     events = EventAccumulator(str(next(run_dir.rglob("events.out.tfevents.*")).parent))
     events.Reload()
-    content = events.SummaryMetadata("_hparams_/session_start_info").plugin_data.content
+    return events
+
+
+def hparams_of_run(run_dir) -> dict:
+    """The hyperparameters a TensorBoard run shows in its HParams tab."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = event_accumulator(run_dir).SummaryMetadata("_hparams_/session_start_info").plugin_data.content
     info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     return {name: getattr(value, value.WhichOneof("kind")) for name, value in info.hparams.items()}
 
 
 def logged_scalar(run_dir, tag: str) -> float:
     """The last value of the scalar `tag` in a run's TensorBoard events."""
-    events = EventAccumulator(str(next(run_dir.rglob("events.out.tfevents.*")).parent))
-    events.Reload()
-    return events.Scalars(tag)[-1].value
+    return event_accumulator(run_dir).Scalars(tag)[-1].value
 
 
 # A learning rate of 1e-6 leaves the seeded network as it starts; 3e-3 lowers its loss and raises its accuracy
@@ -895,6 +900,8 @@ def test_stopped_sweep_keeps_finished_trials_and_resumes(stop, tmp_path, monkeyp
         "hydra.sweeper.retry_failed=1",
     ]
     process = start_sweep(command, tmp_path / "first", tmp_path / "first.log")
+
+    from sqlalchemy.exc import SQLAlchemyError
 
     def running_after_two() -> optuna.trial.FrozenTrial | None:
         try:
