@@ -20,6 +20,7 @@ from optuna.study import StudyDirection
 from optuna.trial import TrialState
 
 from hydra_plugins.litlab_optuna_sweeper import sweeper as sweeper_module
+from hydra_plugins.litlab_optuna_sweeper.config import LitlabOptunaSweeperConf
 from hydra_plugins.litlab_optuna_sweeper.sweeper import BASIC_LAUNCHER, LitlabOptunaSweeper, installed, launcher_package
 from litlab.callbacks.optuna_trial import OptunaTrialCallback
 from litlab.search.directions import StudyDirectionError, check_directions
@@ -376,6 +377,7 @@ def sweeper_with(**settings) -> LitlabOptunaSweeper:
         ("max_failure_rate", 1.5, "between 0 and 1"),
         ("heartbeat_interval", 0, "a positive number of seconds"),
         ("grace_period", 60, "null or longer than heartbeat_interval"),  # the default interval: 60 s
+        ("grace_period", 30, "null or longer than heartbeat_interval"),
         ("retry_failed", -1, "0 or more"),
         ("threads_per_worker", 0, "a positive number or null"),
     ],
@@ -384,6 +386,14 @@ def test_sweeper_refuses_a_setting_out_of_range(setting, value, expected):
     with pytest.raises(CompactHydraException) as raised:
         sweeper_with(**{setting: value})
     assert str(raised.value) == f"hydra.sweeper.{setting} must be {expected}, got {value}."
+
+
+def test_sweeper_defaults_are_the_documented_ones():
+    # Hydra passes every setting from LitlabOptunaSweeperConf; built in Python, the sweeper gets the same defaults
+    documented = LitlabOptunaSweeperConf()
+    sweeper = sweeper_with()
+    for name in ("timeout", "monitor", "heartbeat_interval", "grace_period", "retry_failed", "threads_per_worker"):
+        assert getattr(sweeper, name) == getattr(documented, name), name
 
 
 @pytest.mark.parametrize(
