@@ -412,6 +412,7 @@ def test_sweeper_accepts_settings_at_their_limits(settings):
 def test_sweeper_names_the_pip_package_of_a_launcher():
     assert launcher_package("hydra_plugins.hydra_rq_launcher.rq_launcher.RQLauncher") == "hydra-rq-launcher"
     assert launcher_package("my_launchers.slurm.Launcher") == "my_launchers"
+    assert launcher_package("acme_launchers.slurm.Launcher") == "acme_launchers"
     assert launcher_package("hydra_plugins") == "hydra_plugins"
     assert launcher_package("hydra_plugins.hydra_x_launcher") == "hydra-x-launcher"
     assert installed("json") and installed("hydra_plugins.litlab_optuna_sweeper.sweeper")
@@ -506,7 +507,8 @@ def scripted_sweeper(
             "hydra": {
                 "sweeper": {"sampler": {"_target_": sampler}, "storage": None, "pruner": None},
                 "sweep": {"dir": "sweep"},
-                "launcher": {"_target_": launcher},
+                # a string of its own, as Hydra reads it from a config file
+                "launcher": {"_target_": ".".join(launcher.split("."))},
             }
         }
     )
@@ -590,6 +592,31 @@ def test_sweeper_gives_its_workers_the_plan(tmp_path, monkeypatch, caplog):
     assert "Worker 0 ran {'COMPLETE': 1}" in caplog.text and "Worker 1 ran {'COMPLETE': 1}" in caplog.text
 
 
+@pytest.mark.parametrize("sampler", ["optuna.samplers.CmaEsSampler", "optuna.samplers.TPESampler"])
+def test_sweeper_makes_a_grid_for_the_grid_sampler_only(sampler, tmp_path, monkeypatch):
+    sweeper = scripted_sweeper(tmp_path, monkeypatch, sampler, n_trials=3, params={"x": "interval(0, 1)"})
+    sweeper.sweep([])
+    assert sweeper.worker.plan.grid is None and sweeper.worker.plan.n_trials == 3
+
+
+def test_sweeper_storage_mapping_may_interpolate_the_config(tmp_path, monkeypatch):
+    sweeper = scripted_sweeper(tmp_path, monkeypatch, params={"x": "choice(1, 2)"}, n_trials=2)
+    journal = {
+        "_target_": "optuna.storages.JournalStorage",
+        "log_storage": {
+            "_target_": "optuna.storages.journal.JournalFileBackend",
+            "file_path": "${paths.log_dir}/study.journal",
+        },
+    }
+    sweeper.config = OmegaConf.merge(
+        sweeper.config, {"paths": {"log_dir": str(tmp_path)}, "hydra": {"sweeper": {"storage": journal}}}
+    )
+    backend = optuna.storages.journal.JournalFileBackend
+    sweeper.storage = lambda: optuna.storages.JournalStorage(backend(str(tmp_path / "study.journal")))
+    sweeper.sweep([])
+    assert len(optuna.load_study(study_name="unit", storage=sweeper.storage()).trials) == 2
+
+
 def test_sweeper_runs_an_uncapped_sweep_with_no_deadline_until_stopped(tmp_path, monkeypatch):
     sweeper = scripted_sweeper(tmp_path, monkeypatch, n_trials=None, params={"x": "choice(1, 2)"})
     sweeper.launcher.launch = lambda overrides, initial_job_idx: []
@@ -612,7 +639,12 @@ def test_sweeper_grid_runs_each_point_once_at_most(n_trials, runs, tmp_path, mon
 
 @pytest.mark.parametrize(
     "launcher, n_jobs, warned",
-    [(BASIC_LAUNCHER, 2, True), (BASIC_LAUNCHER, 1, False), ("hydra_plugins.joblib.JoblibLauncher", 2, False)],
+    [
+        (BASIC_LAUNCHER, 2, True),
+        (BASIC_LAUNCHER, 1, False),
+        ("hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", 2, False),
+        ("acme_launchers.ray.RayLauncher", 2, False),
+    ],
 )
 def test_sweeper_warns_that_the_basic_launcher_runs_workers_in_turn(
     launcher, n_jobs, warned, tmp_path, monkeypatch, caplog
