@@ -615,3 +615,23 @@ def test_trial_ids_are_found_by_study_and_number(tmp_path):
     study_id, trial_id = study_and_trial_ids(storage, "b", 1)
     assert study_id == b._study_id
     assert storage.get_trial(trial_id).number == 1 and trial_id == b.get_trials()[1]._trial_id
+
+
+def test_a_stale_trial_the_storage_would_not_fail_is_neither_failed_nor_retried(tmp_path, clock):
+    # Optuna's storage contract: set_trial_state_values returns False when it kept the state (another process
+    # got there first); the next stale trial is still handled.
+    class ClaimingStorage(JournalStorage):
+        claimed: set[int] = set()
+
+        def set_trial_state_values(self, trial_id, state, values=None):
+            if trial_id in self.claimed:
+                return False
+            return super().set_trial_state_values(trial_id, state, values)
+
+    storage = ClaimingStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / JOURNAL_NAME)))
+    study = open_study(storage, "s", ["minimize"])
+    claimed, lost = running_trial(study, clock[0] - 100), running_trial(study, clock[0] - 100)
+    ClaimingStorage.claimed = {study.get_trials()[claimed]._trial_id}
+    fail_stale_trials(study, storage, Liveness(heartbeat_interval=1, grace_period=2, retry_failed=1))
+    assert states(study) == ["RUNNING", "FAIL", "WAITING"]
+    assert study.get_trials()[2].system_attrs["failed_trial"] == lost
