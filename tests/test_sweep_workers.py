@@ -467,6 +467,9 @@ def test_worker_progress_counts_the_study_and_this_commands_share():
         # more trials counted than planned: judged against those
         (4, 0.5, Progress(counted=6, sweep_counted=6, sweep_failed=3), False),
         (4, 0.5, Progress(counted=6, sweep_counted=6, sweep_failed=4), True),
+        # 8 of 12 counted trials were earlier commands': 12 to plan for, 3 failures allowed
+        (20, 0.25, Progress(counted=12, sweep_counted=4, sweep_failed=4), True),
+        (20, 0.25, Progress(counted=12, sweep_counted=4, sweep_failed=3), False),
         (10, 0.0, Progress(counted=1, sweep_counted=1, sweep_failed=1), True),
         (10, 0.0, Progress(counted=1, sweep_counted=1, sweep_failed=0), False),
     ],
@@ -496,6 +499,7 @@ def test_worker_drops_a_trial_asked_for_after_others_made_up_n_trials():
     assert not bare_worker(n_trials=3)._surplus(study, mine.number)
     assert bare_worker(n_trials=2)._surplus(study, mine.number)
     assert bare_worker(n_trials=3)._surplus(study, later.number)
+    assert bare_worker(n_trials=1)._surplus(study, later.number)
     assert not bare_worker(n_trials=None)._surplus(study, later.number)
 
 
@@ -786,6 +790,14 @@ def tiny(tmp_path, monkeypatch):
     (tmp_path / "conf" / "config.yaml").write_text(TINY_CONFIG)
     sweep = Tiny(tmp_path)
     monkeypatch.setattr(worker_module, "time", types.SimpleNamespace(time=time.time, sleep=sweep.sleep))
+    rounds = []
+
+    def fail_stale(*args):  # once per round of the loop: a worker that loops on and on fails the test
+        rounds.append(args)
+        assert len(rounds) < 50, "the worker kept looping"
+        return fail_stale_trials(*args)
+
+    monkeypatch.setattr(worker_module, "fail_stale_trials", fail_stale)
     with initialize_config_dir(config_dir=str(tmp_path / "conf"), job_name="tiny"):
         yield sweep
 
