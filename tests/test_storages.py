@@ -595,6 +595,7 @@ def test_the_heartbeat_of_a_trial_failed_meanwhile_stops_quietly(tmp_path, monke
         (TrialState.FAIL, {}, False),  # failed as stale
         (TrialState.RUNNING, {FAIL_REASON: "set while running"}, False),
         (TrialState.WAITING, {}, False),
+        (TrialState.WAITING, {FAIL_REASON: "enqueued with it"}, False),
     ],
 )
 def test_which_trials_count_toward_n_trials(state, user_attrs, counted):
