@@ -135,6 +135,7 @@ def test_label_smoothing_reaches_the_training_and_evaluation_loss(smoothing):
     torch.manual_seed(0)
     model = ImageClassifier(TINY_MLP, **({} if smoothing is None else {"label_smoothing": smoothing})).eval()
     smoothing = smoothing or 0.0  # the default: plain cross-entropy
+    assert model.hparams.label_smoothing == smoothing  # as the checkpoint and the logged settings record it
     x, y = torch.randn(5, 1, 8, 8), torch.tensor([0, 3, 3, 7, 9])
     log_p = torch.log_softmax(model(x), dim=1)
     # (1 - eps) * CE(y) + eps * the mean of -log p over the classes
