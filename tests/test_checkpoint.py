@@ -175,6 +175,21 @@ def test_rebuilding_reads_the_file_again_safely(tmp_path, one_step_ckpt):
     assert not (tmp_path / "ran").exists()
 
 
+def test_a_file_damaged_after_it_was_opened_is_named_when_it_is_rebuilt(tmp_path, one_step_ckpt):
+    path = tmp_path / "model.ckpt"
+    path.write_bytes(one_step_ckpt.read_bytes())
+    checkpoint = Checkpoint.open(path)
+    path.write_bytes(one_step_ckpt.read_bytes()[:10])
+    cause = "(RuntimeError: PytorchStreamReader failed reading zip archive: not a ZIP archive. This is an internal"
+    for rebuild, problem in (
+        (checkpoint.module, "be rebuilt as ImageClassifier"),
+        (checkpoint.datamodule, "rebuild its DigitsDataModule"),
+    ):
+        with pytest.raises(CheckpointError) as raised:
+            rebuild()
+        assert str(raised.value).startswith(f"Checkpoint ckpt_path='{path}' could not {problem} {cause}")
+
+
 def damaged_byte_order(good: bytes, path: Path) -> None:
     """The archive rewritten with its byte-order record damaged."""
     with zipfile.ZipFile(io.BytesIO(good)) as source, zipfile.ZipFile(path, "w") as target:

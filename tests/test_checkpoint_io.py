@@ -163,6 +163,19 @@ def test_a_leftover_of_another_users_live_writer_is_kept(tmp_path):
         shutil.rmtree(folder)
 
 
+def test_a_folder_the_writer_may_not_write_to_gives_the_permission_error(tmp_path):
+    if os.getuid() != 0:
+        pytest.skip("needs root to act as another user")
+    folder = Path(tempfile.mkdtemp())  # root's, readable by all, writable by root only
+    folder.chmod(0o755)
+    try:
+        with as_nobody(), pytest.raises(PermissionError, match=f"Permission denied: '{folder}/.last.ckpt."):
+            AtomicCheckpointIO().save_checkpoint(checkpoint(100, 1.0), folder / "last.ckpt")
+        assert list(folder.iterdir()) == []
+    finally:
+        shutil.rmtree(folder)
+
+
 @contextlib.contextmanager
 def as_nobody():
     """Runs the block as user nobody (only root can switch, and back); other users are not root already."""
