@@ -138,6 +138,8 @@ def test_a_save_clears_the_leftovers_of_dead_writers_only(tmp_path):
         for name in leftovers.values():
             (folder / name).write_bytes(b"partial")
         AtomicCheckpointIO().save_checkpoint(checkpoint(100, 1.0), folder / "last.ckpt")
+        with pytest.raises(subprocess.TimeoutExpired):  # the live writer was asked whether it runs, not signalled
+            live.wait(timeout=0.5)
     finally:
         live.kill()
         live.wait()
@@ -178,15 +180,16 @@ def test_a_folder_the_writer_may_not_write_to_gives_the_permission_error(tmp_pat
 
 @contextlib.contextmanager
 def as_nobody():
-    """Runs the block as user nobody (only root can switch, and back); other users are not root already."""
+    """Runs the block as user nobody, real and effective (signals are allowed by either): root keeps its saved id
+    to come back. Other users are not root already."""
     if os.getuid() != 0:
         yield
         return
-    os.seteuid(65534)
+    os.setresuid(65534, 65534, 0)
     try:
         yield
     finally:
-        os.seteuid(0)
+        os.setresuid(0, 0, 0)
 
 
 @contextlib.contextmanager
