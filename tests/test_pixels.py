@@ -147,8 +147,9 @@ def test_a_convention_needs_one_positive_std_per_channel(mean, std):
     )
 
 
-def test_negative_means_and_small_stds_are_valid():
+def test_negative_means_small_stds_and_hyperspectral_channel_counts_are_valid():
     assert PixelConvention((-0.5,), (1e-6,)).std == (1e-6,)
+    assert len(PixelConvention([0.5] * 300, [0.25] * 300).std) == 300  # counts beyond CPython's cached small ints
 
 
 @pytest.mark.parametrize(
