@@ -202,6 +202,17 @@ def test_plateau_cuts_the_rate_after_patience_epochs_without_progress():
     assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
 
 
+def test_plateau_in_max_mode_keeps_the_rate_while_the_metric_rises():
+    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), lr=1.0)
+    schedule = build_scheduler(opt, 100, name="plateau", patience=1, monitor="val/acc", mode="max")
+    for accuracy in (0.5, 0.6, 0.7, 0.8):  # in min mode a rising metric cuts the rate after two epochs
+        schedule["scheduler"].step(accuracy)
+    assert opt.param_groups[0]["lr"] == 1.0
+    for _ in range(3):
+        schedule["scheduler"].step(0.8)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
 def test_warmup_is_cut_to_leave_one_step_and_needs_steps():
     opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), lr=1.0)
     assert lr_per_step(opt, build_scheduler(opt, 5, name="none", warmup_steps=10), 6) == pytest.approx(
@@ -335,6 +346,7 @@ def test_a_wrong_optimizer_fails_when_the_model_is_built(optimizer, message):
         ({"name": "cosine", "warmup_fraction": -0.1}, r"warmup_fraction in \[0, 1\), got 0 and -0.1\.$"),
         ({"name": "cosine", "warmup_fraction": 1.5}, r"warmup_fraction in \[0, 1\), got 0 and 1.5\.$"),
         ({"name": "plateau", "warmup_fraction": 0.1}, r"cosine and constant \(none\) schedules, not 'plateau'"),
+        ({"name": "plateau", "mode": "maximize"}, r"model.scheduler.mode must be min .* or max .*, got 'maximize'\.$"),
     ],
 )
 def test_a_wrong_scheduler_fails_when_the_model_is_built(scheduler, message):
@@ -353,6 +365,7 @@ def test_a_wrong_scheduler_fails_when_the_model_is_built(scheduler, message):
         {"name": "none", "warmup_steps": 3},
         {"name": "onecycle", "pct_start": 0.25},
         {"name": "plateau", "patience": 2},
+        {"name": "plateau", "monitor": "val/acc", "mode": "max"},
     ],
 )
 def test_every_documented_schedule_is_accepted(scheduler):
