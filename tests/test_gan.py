@@ -233,6 +233,7 @@ def test_cgan_grid_draws_fixed_noise_one_row_per_class():
     assert model.fixed_noise.shape == (30, 8) and torch.equal(model.fixed_noise, again.fixed_noise)
     assert model.fixed_labels.tolist() == [k for k in range(10) for _ in range(3)]
     assert not any(name.startswith("fixed_") for name in model.state_dict())  # not saved in checkpoints
+    assert ConditionalGAN(TINY_G, TINY_D).fixed_noise.shape == (100, 8)  # ten samples per class by default
     model.generator.train()
     grid = model.sample_grid()
     assert model.generator.training  # the mode it had comes back
