@@ -322,13 +322,19 @@ def test_cyclegan_knobs_reach_losses_schedule_and_pools():
     with pytest.raises(ValueError, match="same number of channels: set model.use_identity=false"):
         CycleGAN({**TINY_RESNET, "out_channels": 3}, TINY_PATCH)
     assert not CycleGAN({**TINY_RESNET, "out_channels": 3}, TINY_PATCH, use_identity=False).hparams.use_identity
+    # the paper's defaults: a pool of 50, 100 epochs at the full rate, then 100 of linear decay
+    default = CycleGAN(TINY_RESNET, TINY_PATCH)
+    assert default.pool_a.size == default.pool_b.size == 50
+    (_, _), (sched_g, _) = default.configure_optimizers()
+    assert [sched_g.lr_lambdas[0](e) for e in (0, 99, 100, 150)] == pytest.approx([1, 1, 1 - 1 / 101, 1 - 51 / 101])
 
 
-def unpaired_batches(count: int, size: int = 16, seed: int = 0) -> list[dict[str, torch.Tensor]]:
-    """Fixed batches of two grey domains in [-1, 1], as `litlab.data.unpaired` gives them."""
+def unpaired_batches(count: int, images: int = 2, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """Fixed batches of two grey 16x16 domains in [-1, 1], as `litlab.data.unpaired` gives them."""
     rng = torch.Generator().manual_seed(seed)
+    shape = (images, 1, 16, 16)
     return [
-        {"A": torch.rand(2, 1, size, size, generator=rng) * 2 - 1, "B": torch.rand(2, 1, size, size, generator=rng)}
+        {"A": torch.rand(shape, generator=rng) * 2 - 1, "B": torch.rand(shape, generator=rng) * 2 - 1}
         for _ in range(count)
     ]
 
@@ -390,7 +396,7 @@ class RecordLearningRates(Callback):
 )
 def test_cyclegan_training_is_the_reference_loop(tmp_path, settings):
     # The pool is larger than the fakes of the run: it hands every fake back as it is, as the loop above does.
-    batches = unpaired_batches(2)
+    batches = unpaired_batches(2, images=9)
     torch.manual_seed(0)
     model = CycleGAN(TINY_RESNET, TINY_PATCH, lr_constant_epochs=1, lr_decay_epochs=2, **settings)
     reference = copy.deepcopy(model)
@@ -406,6 +412,7 @@ def test_cyclegan_training_is_the_reference_loop(tmp_path, settings):
         assert logged["g_identity"] == 0
     for (name, trained), kept in zip(model.named_parameters(), reference.parameters(), strict=True):
         assert torch.allclose(trained, kept, atol=1e-6), name
+    assert torch.equal(model.grid_batch["A"], batches[0]["A"][:8])  # the epoch grids show 8 images of each domain
     # the schedule steps once an epoch, for both optimizers: 1 in the first epoch, 2/3 in the second
     assert [rate for step in rates.rates for rate in step] == pytest.approx([2e-4] * 4 + [2e-4 * 2 / 3] * 4)
 
@@ -550,7 +557,14 @@ def test_image_pool_returns_past_images_half_of_the_time():
     # every slot of the first fill can come back, and new images take the place of those handed out
     assert set(range(10)) <= returned and len(returned - set(range(10))) > 1000
     assert len(pool.images) == 10  # the history never grows beyond its size
+    # the image handed back is drawn evenly from the history: follow which slot each image went to
+    slot_of, hits = {value: value for value in range(10)}, [0] * 10
+    for taken, given in zip(out[from_history].flatten().tolist(), new[from_history].flatten().tolist(), strict=True):
+        slot_of[given] = slot_of[taken]
+        hits[slot_of[taken]] += 1
+    assert max(hits) < 1.3 * min(hits)
     assert torch.equal(ImagePool(0).query(new), new)
+    assert ImagePool().size == 50
     # a seeded pool is repeatable, whatever the global random state
     twins = [ImagePool(10, generator=torch.Generator().manual_seed(3)) for _ in range(2)]
     outputs = []
