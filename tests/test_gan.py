@@ -147,18 +147,6 @@ def test_cgan_step_updates_each_player_with_its_own_optimizer(tmp_path, mnist_ro
     assert changed(before_g, after) == g_names  # the generator step moves all of G and nothing else
 
 
-def test_cyclegan_step_updates_generators_then_discriminators(tmp_path, mnist_root):
-    model = CycleGAN(TINY_RESNET, TINY_PATCH, pool_size=4)
-    data = DigitsMNISTDataModule(data_dir=str(mnist_root), download=False, batch_size=8, max_images=64)
-    recorder = RecordSteps()
-    quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=1, callbacks=[recorder]).fit(model, data)
-    before_g, before_d, after = recorder.snapshots
-    g_names = {n for n in before_g if n.startswith(("g_ab.", "g_ba."))}
-    d_names = {n for n in before_g if n.startswith(("d_a.", "d_b."))}
-    assert changed(before_g, before_d) == g_names
-    assert changed(before_d, after) == d_names
-
-
 def test_cyclegan_generator_loss_is_its_formula():
     # Hand-made values: every term can be worked out on paper.
     d_b_on_fake_b = torch.tensor([0.5, 1.0])  # LSGAN to 1: (0.25 + 0) / 2 = 0.125
@@ -329,6 +317,127 @@ def test_cyclegan_knobs_reach_losses_schedule_and_pools():
     assert [sched_g.lr_lambdas[0](e) for e in (0, 99, 100, 150)] == pytest.approx([1, 1, 1 - 1 / 101, 1 - 51 / 101])
 
 
+def test_cyclegan_loss_weights_scale_their_terms():
+    images = [torch.full((2, 1, 2, 2), value) for value in (0.0, 0.1, 1.0, 0.7, 0.8, -0.4)]
+    scores = torch.tensor([0.5, 1.0]), torch.zeros(2)
+    defaults = generator_loss(*scores, *images)
+    doubled = generator_loss(*scores, *images, lambda_cycle=20.0, lambda_identity=0.5)
+    more_identity = generator_loss(*scores, *images, lambda_cycle=10.0, lambda_identity=1.5)
+    assert doubled["cycle"].item() == pytest.approx(2 * defaults["cycle"].item())
+    assert doubled["identity"].item() == pytest.approx(2 * defaults["identity"].item())  # weighted by both
+    assert more_identity["identity"].item() == pytest.approx(3 * defaults["identity"].item())
+    assert more_identity["cycle"].item() == pytest.approx(defaults["cycle"].item())
+    assert defaults["identity"].item() == pytest.approx(10 * 0.5 * (0.2 + 0.4))  # the paper's 10 and 0.5
+
+
+def test_cyclegan_discriminator_loss_does_not_reach_the_generator():
+    real, fake = torch.ones(2, 1, 2, 2, requires_grad=True), torch.full((2, 1, 2, 2), 0.25, requires_grad=True)
+    discriminator_loss(ScoreByMean(), real, fake).backward()
+    assert real.grad is not None
+    assert fake.grad is None
+
+
+def test_cyclegan_builds_two_independent_networks_of_each_kind():
+    model = CycleGAN(TINY_RESNET, TINY_PATCH)
+    for first, second in ((model.g_ab, model.g_ba), (model.d_a, model.d_b)):
+        assert first is not second and type(first) is type(second)
+        assert not {id(p) for p in first.parameters()} & {id(p) for p in second.parameters()}
+    torch.manual_seed(0)
+    g, d = ResnetGenerator(1, 1, base_channels=4, num_blocks=1), PatchDiscriminator(1, base_channels=4, num_layers=2)
+    given = CycleGAN(g, d)
+    assert given.g_ab is g and given.d_a is d  # a module is used as it is, its twin is a fresh copy
+    for net, twin in ((given.g_ab, given.g_ba), (given.d_a, given.d_b)):
+        assert [p.shape for p in net.parameters()] == [p.shape for p in twin.parameters()]
+        assert not any(
+            torch.equal(p, q) for p, q in zip(net.parameters(), twin.parameters(), strict=True) if p.ndim > 1
+        )
+
+
+def test_cyclegan_translates_both_ways_and_back():
+    model = CycleGAN(TINY_RESNET, TINY_PATCH).eval()
+    a, b = unpaired_batches(1)[0].values()
+    images = model.translate(a, b)
+    assert torch.equal(images["fake_b"], model.g_ab(a)) and torch.equal(images["fake_a"], model.g_ba(b))
+    assert torch.equal(images["cycled_a"], model.g_ba(model.g_ab(a)))
+    assert torch.equal(images["cycled_b"], model.g_ab(model.g_ba(b)))
+    assert torch.equal(model(a), model.g_ab(a))
+    assert torch.equal(model.predict_step({"images": a}, 0), model.g_ab(a))  # A to B unless told otherwise
+    model.predict_direction = "BtoA"
+    assert torch.equal(model.predict_step({"images": a}, 0), model.g_ba(a))
+
+
+def test_cyclegan_grid_rows_are_domain_translation_and_cycle():
+    model = CycleGAN(TINY_RESNET, TINY_PATCH)
+    a, b = torch.rand(3, 1, 16, 16) * 2 - 1, torch.rand(2, 1, 16, 16) * 2 - 1
+    model.train()
+    grid = model.sample_grid(a, b)
+    assert model.training  # the mode it had comes back
+    model.eval()
+    images = model.translate(a, b)
+    rows = [a[:2], images["fake_b"][:2], images["cycled_a"][:2], b, images["fake_a"], images["cycled_b"]]
+    assert torch.equal(grid, image_grid(torch.cat(rows), nrow=2))  # as many columns as the smaller domain has
+    model.sample_grid(a, b)
+    assert not model.training
+
+
+def test_cyclegan_checks_the_judge_path_before_fit_and_test_only(tmp_path):
+    model = CycleGAN(TINY_RESNET, TINY_PATCH, classifier_ckpt=str(tmp_path / "nope.ckpt"))
+    for stage in ("fit", "test"):
+        with pytest.raises(CheckpointError, match="model.classifier_ckpt"):
+            model.setup(stage)
+    model.setup("predict")
+    CycleGAN(TINY_RESNET, TINY_PATCH).setup("fit")
+
+
+def test_learning_rate_is_constant_then_decays_linearly():
+    factor = linear_decay(constant_epochs=3, decay_epochs=3)
+    assert [factor(epoch) for epoch in range(6)] == [1.0, 1.0, 1.0, 0.75, 0.5, 0.25]
+
+
+def test_image_pool_returns_past_images_half_of_the_time():
+    pool = ImagePool(10, generator=torch.Generator().manual_seed(0))
+    first = torch.arange(10.0).view(10, 1, 1, 1)
+    assert torch.equal(pool.query(first), first)  # filling up: images come back as they are
+    new = torch.arange(100.0, 4100.0).view(4000, 1, 1, 1)
+    out = pool.query(new)
+    from_history = (out != new).flatten()
+    assert abs(from_history.float().mean().item() - 0.5) < 0.03
+    # what comes back from the history is an image seen before, never a made-up one
+    seen = set(range(10)) | set(range(100, 4100))
+    returned = {int(v) for v in out[from_history].flatten()}
+    assert returned <= seen
+    # every slot of the first fill can come back, and new images take the place of those handed out
+    assert set(range(10)) <= returned and len(returned - set(range(10))) > 1000
+    assert len(pool.images) == 10  # the history never grows beyond its size
+    # the image handed back is drawn evenly from the history: follow which slot each image went to
+    slot_of, hits = {value: value for value in range(10)}, [0] * 10
+    for taken, given in zip(out[from_history].flatten().tolist(), new[from_history].flatten().tolist(), strict=True):
+        slot_of[given] = slot_of[taken]
+        hits[slot_of[taken]] += 1
+    assert max(hits) < 1.3 * min(hits)
+    assert torch.equal(ImagePool(0).query(new), new)
+    assert ImagePool().size == 50
+    # a seeded pool is repeatable, whatever the global random state
+    twins = [ImagePool(10, generator=torch.Generator().manual_seed(3)) for _ in range(2)]
+    outputs = []
+    for seed, twin in enumerate(twins):
+        torch.manual_seed(seed)
+        outputs.append(torch.cat([twin.query(first), twin.query(new[:100])]))
+    assert torch.equal(*outputs)
+
+
+def test_cyclegan_step_updates_generators_then_discriminators(tmp_path, mnist_root):
+    model = CycleGAN(TINY_RESNET, TINY_PATCH, pool_size=4)
+    data = DigitsMNISTDataModule(data_dir=str(mnist_root), download=False, batch_size=8, max_images=64)
+    recorder = RecordSteps()
+    quiet_trainer(tmp_path, max_epochs=1, limit_train_batches=1, callbacks=[recorder]).fit(model, data)
+    before_g, before_d, after = recorder.snapshots
+    g_names = {n for n in before_g if n.startswith(("g_ab.", "g_ba."))}
+    d_names = {n for n in before_g if n.startswith(("d_a.", "d_b."))}
+    assert changed(before_g, before_d) == g_names
+    assert changed(before_d, after) == d_names
+
+
 def unpaired_batches(count: int, images: int = 2, seed: int = 0) -> list[dict[str, torch.Tensor]]:
     """Fixed batches of two grey 16x16 domains in [-1, 1], as `litlab.data.unpaired` gives them."""
     rng = torch.Generator().manual_seed(seed)
@@ -417,69 +526,6 @@ def test_cyclegan_training_is_the_reference_loop(tmp_path, settings):
     assert [rate for step in rates.rates for rate in step] == pytest.approx([2e-4] * 4 + [2e-4 * 2 / 3] * 4)
 
 
-def test_cyclegan_loss_weights_scale_their_terms():
-    images = [torch.full((2, 1, 2, 2), value) for value in (0.0, 0.1, 1.0, 0.7, 0.8, -0.4)]
-    scores = torch.tensor([0.5, 1.0]), torch.zeros(2)
-    defaults = generator_loss(*scores, *images)
-    doubled = generator_loss(*scores, *images, lambda_cycle=20.0, lambda_identity=0.5)
-    more_identity = generator_loss(*scores, *images, lambda_cycle=10.0, lambda_identity=1.5)
-    assert doubled["cycle"].item() == pytest.approx(2 * defaults["cycle"].item())
-    assert doubled["identity"].item() == pytest.approx(2 * defaults["identity"].item())  # weighted by both
-    assert more_identity["identity"].item() == pytest.approx(3 * defaults["identity"].item())
-    assert more_identity["cycle"].item() == pytest.approx(defaults["cycle"].item())
-    assert defaults["identity"].item() == pytest.approx(10 * 0.5 * (0.2 + 0.4))  # the paper's 10 and 0.5
-
-
-def test_cyclegan_discriminator_loss_does_not_reach_the_generator():
-    real, fake = torch.ones(2, 1, 2, 2, requires_grad=True), torch.full((2, 1, 2, 2), 0.25, requires_grad=True)
-    discriminator_loss(ScoreByMean(), real, fake).backward()
-    assert real.grad is not None
-    assert fake.grad is None
-
-
-def test_cyclegan_builds_two_independent_networks_of_each_kind():
-    model = CycleGAN(TINY_RESNET, TINY_PATCH)
-    for first, second in ((model.g_ab, model.g_ba), (model.d_a, model.d_b)):
-        assert first is not second and type(first) is type(second)
-        assert not {id(p) for p in first.parameters()} & {id(p) for p in second.parameters()}
-    torch.manual_seed(0)
-    g, d = ResnetGenerator(1, 1, base_channels=4, num_blocks=1), PatchDiscriminator(1, base_channels=4, num_layers=2)
-    given = CycleGAN(g, d)
-    assert given.g_ab is g and given.d_a is d  # a module is used as it is, its twin is a fresh copy
-    for net, twin in ((given.g_ab, given.g_ba), (given.d_a, given.d_b)):
-        assert [p.shape for p in net.parameters()] == [p.shape for p in twin.parameters()]
-        assert not any(
-            torch.equal(p, q) for p, q in zip(net.parameters(), twin.parameters(), strict=True) if p.ndim > 1
-        )
-
-
-def test_cyclegan_translates_both_ways_and_back():
-    model = CycleGAN(TINY_RESNET, TINY_PATCH).eval()
-    a, b = unpaired_batches(1)[0].values()
-    images = model.translate(a, b)
-    assert torch.equal(images["fake_b"], model.g_ab(a)) and torch.equal(images["fake_a"], model.g_ba(b))
-    assert torch.equal(images["cycled_a"], model.g_ba(model.g_ab(a)))
-    assert torch.equal(images["cycled_b"], model.g_ab(model.g_ba(b)))
-    assert torch.equal(model(a), model.g_ab(a))
-    assert torch.equal(model.predict_step({"images": a}, 0), model.g_ab(a))  # A to B unless told otherwise
-    model.predict_direction = "BtoA"
-    assert torch.equal(model.predict_step({"images": a}, 0), model.g_ba(a))
-
-
-def test_cyclegan_grid_rows_are_domain_translation_and_cycle():
-    model = CycleGAN(TINY_RESNET, TINY_PATCH)
-    a, b = torch.rand(3, 1, 16, 16) * 2 - 1, torch.rand(2, 1, 16, 16) * 2 - 1
-    model.train()
-    grid = model.sample_grid(a, b)
-    assert model.training  # the mode it had comes back
-    model.eval()
-    images = model.translate(a, b)
-    rows = [a[:2], images["fake_b"][:2], images["cycled_a"][:2], b, images["fake_a"], images["cycled_b"]]
-    assert torch.equal(grid, image_grid(torch.cat(rows), nrow=2))  # as many columns as the smaller domain has
-    model.sample_grid(a, b)
-    assert not model.training
-
-
 class FirstClassJudge(torch.nn.Module):
     """A stand-in judge that reads every image as a 0."""
 
@@ -526,52 +572,6 @@ def test_cyclegan_test_reports_cycle_errors_and_label_accuracy_of_valid_images(t
     unlabelled[0]["label_A"] = torch.tensor([-1, -1])
     (folder,) = quiet_trainer(tmp_path).test(model, DataLoader(unlabelled, batch_size=None), verbose=False)
     assert "test/label_acc" not in folder
-
-
-def test_cyclegan_checks_the_judge_path_before_fit_and_test_only(tmp_path):
-    model = CycleGAN(TINY_RESNET, TINY_PATCH, classifier_ckpt=str(tmp_path / "nope.ckpt"))
-    for stage in ("fit", "test"):
-        with pytest.raises(CheckpointError, match="model.classifier_ckpt"):
-            model.setup(stage)
-    model.setup("predict")
-    CycleGAN(TINY_RESNET, TINY_PATCH).setup("fit")
-
-
-def test_learning_rate_is_constant_then_decays_linearly():
-    factor = linear_decay(constant_epochs=3, decay_epochs=3)
-    assert [factor(epoch) for epoch in range(6)] == [1.0, 1.0, 1.0, 0.75, 0.5, 0.25]
-
-
-def test_image_pool_returns_past_images_half_of_the_time():
-    pool = ImagePool(10, generator=torch.Generator().manual_seed(0))
-    first = torch.arange(10.0).view(10, 1, 1, 1)
-    assert torch.equal(pool.query(first), first)  # filling up: images come back as they are
-    new = torch.arange(100.0, 4100.0).view(4000, 1, 1, 1)
-    out = pool.query(new)
-    from_history = (out != new).flatten()
-    assert abs(from_history.float().mean().item() - 0.5) < 0.03
-    # what comes back from the history is an image seen before, never a made-up one
-    seen = set(range(10)) | set(range(100, 4100))
-    returned = {int(v) for v in out[from_history].flatten()}
-    assert returned <= seen
-    # every slot of the first fill can come back, and new images take the place of those handed out
-    assert set(range(10)) <= returned and len(returned - set(range(10))) > 1000
-    assert len(pool.images) == 10  # the history never grows beyond its size
-    # the image handed back is drawn evenly from the history: follow which slot each image went to
-    slot_of, hits = {value: value for value in range(10)}, [0] * 10
-    for taken, given in zip(out[from_history].flatten().tolist(), new[from_history].flatten().tolist(), strict=True):
-        slot_of[given] = slot_of[taken]
-        hits[slot_of[taken]] += 1
-    assert max(hits) < 1.3 * min(hits)
-    assert torch.equal(ImagePool(0).query(new), new)
-    assert ImagePool().size == 50
-    # a seeded pool is repeatable, whatever the global random state
-    twins = [ImagePool(10, generator=torch.Generator().manual_seed(3)) for _ in range(2)]
-    outputs = []
-    for seed, twin in enumerate(twins):
-        torch.manual_seed(seed)
-        outputs.append(torch.cat([twin.query(first), twin.query(new[:100])]))
-    assert torch.equal(*outputs)
 
 
 def read_images(log_dir: Path) -> dict[str, list]:
