@@ -309,6 +309,8 @@ def test_cyclegan_knobs_reach_losses_schedule_and_pools():
     assert opt_g.defaults["lr"] == 2e-4 and opt_g.defaults["betas"] == (0.5, 0.999)
     with pytest.raises(ValueError, match="same number of channels: set model.use_identity=false"):
         CycleGAN({**TINY_RESNET, "out_channels": 3}, TINY_PATCH)
+    with pytest.raises(ValueError, match="same number of channels"):
+        CycleGAN({**TINY_RESNET, "in_channels": 3}, TINY_PATCH)
     assert not CycleGAN({**TINY_RESNET, "out_channels": 3}, TINY_PATCH, use_identity=False).hparams.use_identity
     # the paper's defaults: a pool of 50, 100 epochs at the full rate, then 100 of linear decay
     default = CycleGAN(TINY_RESNET, TINY_PATCH)
@@ -337,7 +339,7 @@ def test_cyclegan_discriminator_loss_does_not_reach_the_generator():
     assert fake.grad is None
 
 
-def test_cyclegan_builds_two_independent_networks_of_each_kind():
+def test_cyclegan_builds_two_independent_players_of_each_kind():
     model = CycleGAN(TINY_RESNET, TINY_PATCH)
     for first, second in ((model.g_ab, model.g_ba), (model.d_a, model.d_b)):
         assert first is not second and type(first) is type(second)
