@@ -289,9 +289,9 @@ def test_cgan_test_logs_losses_and_judge_metrics_of_its_samples(tmp_path, mnist_
 
 
 def test_cyclegan_discriminator_loss_is_half_the_least_squares_sum():
-    real, fake = torch.full((2, 1, 2, 2), 0.5), torch.full((2, 1, 2, 2), 0.25)
-    # (0.5 - 1)^2 for real, (0.25 - 0)^2 for fake, halved
-    assert discriminator_loss(ScoreByMean(), real, fake).item() == pytest.approx((0.25 + 0.0625) / 2)
+    real, fake = torch.full((2, 1, 2, 2), 0.8), torch.full((2, 1, 2, 2), 0.25)
+    # (0.8 - 1)^2 for real, (0.25 - 0)^2 for fake, halved
+    assert discriminator_loss(ScoreByMean(), real, fake).item() == pytest.approx((0.04 + 0.0625) / 2)
 
 
 def test_cyclegan_knobs_reach_losses_schedule_and_pools():
