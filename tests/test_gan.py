@@ -312,6 +312,7 @@ def test_cyclegan_knobs_reach_losses_schedule_and_pools():
     with pytest.raises(ValueError, match="same number of channels"):
         CycleGAN({**TINY_RESNET, "in_channels": 3}, TINY_PATCH)
     assert not CycleGAN({**TINY_RESNET, "out_channels": 3}, TINY_PATCH, use_identity=False).hparams.use_identity
+    CycleGAN({**TINY_RESNET, "in_channels": 300, "out_channels": int("300")}, TINY_PATCH)  # equal, as values
     # the paper's defaults: a pool of 50, 100 epochs at the full rate, then 100 of linear decay
     default = CycleGAN(TINY_RESNET, TINY_PATCH)
     assert default.pool_a.size == default.pool_b.size == 50
@@ -419,6 +420,9 @@ def test_image_pool_returns_past_images_half_of_the_time():
     assert max(hits) < 1.3 * min(hits)
     assert torch.equal(ImagePool(0).query(new), new)
     assert ImagePool().size == 50
+    large = ImagePool(300)  # sizes beyond CPython's small-int cache compare by value too
+    large.query(torch.zeros(400, 1, 1, 1))
+    assert len(large.images) == 300
     # a seeded pool is repeatable, whatever the global random state
     twins = [ImagePool(10, generator=torch.Generator().manual_seed(3)) for _ in range(2)]
     outputs = []
