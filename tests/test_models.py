@@ -1,9 +1,15 @@
 """The networks take any input shape without hand-computed sizes, and the classifier learns."""
 
+from types import SimpleNamespace
+
+import lightning as L
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import Logger
 from omegaconf import OmegaConf
+from torch.utils.data import DataLoader, TensorDataset
 
 from litlab.models import ConditionalGAN, CycleGAN, ImageClassifier
 from litlab.models.base import build_net
@@ -124,10 +130,12 @@ def test_classifier_learns_generated_mnist(model, mnist_root, tmp_path):
 TINY_MLP = {"_target_": "litlab.models.nets.MLP", "image_size": 8, "hidden_sizes": [16]}
 
 
-@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("smoothing", [None, 0.2])
 def test_label_smoothing_reaches_the_training_and_evaluation_loss(smoothing):
     torch.manual_seed(0)
-    model = ImageClassifier(TINY_MLP, label_smoothing=smoothing).eval()
+    model = ImageClassifier(TINY_MLP, **({} if smoothing is None else {"label_smoothing": smoothing})).eval()
+    smoothing = smoothing or 0.0  # the default: plain cross-entropy
+    assert model.hparams.label_smoothing == smoothing  # as the checkpoint and the logged settings record it
     x, y = torch.randn(5, 1, 8, 8), torch.tensor([0, 3, 3, 7, 9])
     log_p = torch.log_softmax(model(x), dim=1)
     # (1 - eps) * CE(y) + eps * the mean of -log p over the classes
@@ -142,18 +150,128 @@ def test_label_smoothing_reaches_the_training_and_evaluation_loss(smoothing):
     ("data", "message"),
     [
         ({"dims": (3, 8, 8), "num_classes": 10}, r"expects inputs of shape \(1, 8, 8\) but the data gives \(3, 8, 8\)"),
+        ({"dims": (1, 4, 4), "num_classes": 10}, r"expects inputs of shape \(1, 8, 8\) but the data gives \(1, 4, 4\)"),
         ({"dims": (1, 8, 8), "num_classes": 5}, "predicts 10 classes but the data has 5"),
+        ({"dims": (1, 8, 8), "num_classes": 12}, "predicts 10 classes but the data has 12"),
     ],
 )
 def test_classifier_refuses_data_it_does_not_fit(data, message):
-    from types import SimpleNamespace
-
     model = ImageClassifier(TINY_MLP)
     model._trainer = SimpleNamespace(datamodule=SimpleNamespace(**data))
     with pytest.raises(ValueError, match=message):
         model.setup("fit")
     model._trainer = SimpleNamespace(datamodule=SimpleNamespace(dims=(1, 8, 8), num_classes=10))
     model.setup("fit")  # data that fits passes
+
+
+def test_a_thousand_classes_in_the_data_match_a_thousand_in_the_network():
+    model = ImageClassifier({**TINY_MLP, "num_classes": 1000})
+    # A count read from the data is its own int object: only equal values must match, not identical objects.
+    model._trainer = SimpleNamespace(datamodule=SimpleNamespace(dims=(1, 8, 8), num_classes=int("1000")))
+    model.setup("fit")
+
+
+def random_images(n: int = 32, batch_size: int = 8) -> DataLoader:
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.randn(n, 1, 8, 8, generator=generator), torch.randint(0, 10, (n,), generator=generator)
+    return DataLoader(TensorDataset(x, y), batch_size=batch_size)
+
+
+def quiet_trainer(**kwargs) -> L.Trainer:
+    kwargs = {"logger": False, "enable_checkpointing": False, "log_every_n_steps": 1, **kwargs}
+    return L.Trainer(accelerator="cpu", enable_progress_bar=False, enable_model_summary=False, **kwargs)
+
+
+def test_compile_wraps_the_network_for_fitting_only(monkeypatch):
+    compiled = []  # torch.compile's first call costs seconds of imports: a stand-in records what it gets
+    monkeypatch.setattr(torch, "compile", lambda net: compiled.append(net) or net)
+    loader = random_images()
+    for flag in (True, False):  # off by default
+        model = ImageClassifier(TINY_MLP, **({"compile": True} if flag else {}))
+        quiet_trainer(max_epochs=1, limit_train_batches=0, limit_val_batches=0).fit(model, loader, loader)
+        assert compiled == ([model.net] if flag else []), flag
+        compiled.clear()
+    # Lightning passes its stage as an enum that equals "fit", not as the string itself.
+    for stage in ("validate", "test", "predict"):
+        trainer = quiet_trainer(limit_val_batches=0, limit_test_batches=0, limit_predict_batches=0)
+        getattr(trainer, stage)(ImageClassifier(TINY_MLP, compile=True), loader)
+        assert compiled == [], stage
+
+
+class RecordingLogger(Logger):
+    """Keeps what a run logs: the metrics of each logging call, and the figures TensorBoard would get."""
+
+    def __init__(self):
+        super().__init__()
+        self.metrics: list[dict[str, float]] = []
+        self.figures: list[tuple[str, int]] = []
+
+    name, version = "recording", 0
+
+    @property
+    def experiment(self) -> "RecordingLogger":
+        return self
+
+    def add_figure(self, tag: str, figure, global_step: int, close: bool) -> None:
+        self.figures.append((tag, global_step))
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.metrics.append(dict(metrics))
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+    def last(self, key: str) -> float:
+        return [m[key] for m in self.metrics if key in m][-1]
+
+
+def test_a_run_logs_epoch_metrics_figures_and_progress_bar_values(tmp_path):
+    torch.manual_seed(0)
+    # 30 images in batches of 8: the last batch holds 6, so a mean of batch means would differ from the set's.
+    loader, logger = random_images(30), RecordingLogger()
+    model = ImageClassifier(TINY_MLP)
+    trainer = quiet_trainer(max_epochs=2, logger=logger, num_sanity_val_steps=1)
+    trainer.fit(model, loader, loader)
+    assert set(trainer.progress_bar_metrics) == {"train/loss", "train/acc", "val/loss", "val/acc_best"}
+    # The sanity check's validation draws no confusion matrix; each real validation epoch draws one.
+    assert logger.figures == [("val/confusion_matrix", 0), ("val/confusion_matrix", 1)]
+    x, y = loader.dataset.tensors
+    with torch.no_grad():
+        logits = model.eval()(x)
+    # The last validation ran on the final weights: its loss and accuracy are those of the whole set.
+    assert logger.last("val/loss") == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)
+    assert logger.last("val/acc") == pytest.approx((logits.argmax(1) == y).float().mean().item())
+    assert logger.last("model/params_trainable") == sum(p.numel() for p in model.parameters())
+
+    trainer.test(model, loader)
+    assert logger.figures[-1] == ("test/confusion_matrix", 2)
+    assert logger.last("test/loss") == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-5)
+    logged = set().union(*logger.metrics) - {"epoch"}
+    assert logged == {
+        "model/params_trainable", "train/loss", "train/acc", "val/acc_best",
+        *(f"{split}/{name}" for split in ("val", "test") for name in ("loss", "acc", "precision", "recall", "f1")),
+    }  # fmt: skip
+
+    # A resumed run carries the checkpoint's best accuracy on, rather than starting from this epoch's.
+    trainer.save_checkpoint(tmp_path / "run.ckpt")
+    state = torch.load(tmp_path / "run.ckpt", weights_only=False)
+    assert state["val_acc_best"] == pytest.approx(max(m["val/acc"] for m in logger.metrics if "val/acc" in m))
+    state["val_acc_best"] = 0.97  # above anything this run reaches on random labels
+    torch.save(state, tmp_path / "run.ckpt")
+    resumed = RecordingLogger()
+    quiet_trainer(max_epochs=3, logger=resumed, num_sanity_val_steps=0).fit(
+        ImageClassifier(TINY_MLP), loader, loader, ckpt_path=tmp_path / "run.ckpt"
+    )
+    assert resumed.last("val/acc") < 0.97 and resumed.last("val/acc_best") == pytest.approx(0.97)
+
+
+def test_predictions_are_class_probabilities():
+    torch.manual_seed(0)
+    model = ImageClassifier(TINY_MLP).eval()
+    x = torch.randn(6, 1, 8, 8)
+    probs = model.predict_step({"images": x}, 0)
+    assert probs.shape == (6, 10) and torch.allclose(probs.sum(1), torch.ones(6))
+    assert torch.allclose(probs.log(), torch.log_softmax(model(x), dim=1), atol=1e-6)
 
 
 MODULE_NETS = {

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+import yaml
 
 from litlab.eval import evaluate
 from litlab.train import train
@@ -82,6 +83,10 @@ def test_hparams_tab_shows_what_runs_are_compared_by(tmp_path):
     assert {name for name in hparams if name.startswith("trainer/")} == {"trainer/max_epochs", "trainer/precision"}
     assert not {"data/data_dir", "data/num_workers", "data/pin_memory", "model/_recursive_"} & set(hparams)
     assert len(hparams) < 40
+    # The logger's own record (hparams.yaml) holds the same parameters: no module or datamodule adds its
+    # constructor arguments (paths, worker counts) behind train.py's back.
+    logged = yaml.safe_load((tmp_path / "tensorboard" / "version_0" / "hparams.yaml").read_text())
+    assert set(logged) == set(hparams)
     experiment = plugin_data("_hparams_/experiment").experiment
     metrics = [info.name.tag for info in experiment.metric_infos]
     assert metrics == ["val/acc_best", "val/loss", "val/acc", "test/loss", "test/acc"]

@@ -4,7 +4,9 @@ from urllib.error import URLError
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from litlab import CONFIG_DIR
 from litlab.data.base import DatasetNotFoundError
 from litlab.data.text import (
     SkipGramPairs,
@@ -80,7 +82,7 @@ def test_dynamic_window_pairs_stay_in_sentences_and_favour_near_words():
     sentence_ids = torch.arange(n) // 10
     centres, contexts = skipgram_pairs(ids, sentence_ids, window=3, generator=torch.Generator().manual_seed(0))
     distance = (centres - contexts).abs()
-    assert distance.min() >= 1 and distance.max() <= 3
+    assert set(distance.unique().tolist()) == {1, 2, 3}
     one = skipgram_pairs(ids[:1], sentence_ids[:1], window=3, generator=torch.Generator().manual_seed(0))
     assert [len(t) for t in one] == [0, 0]  # a single word has no context
     assert torch.equal(sentence_ids[centres], sentence_ids[contexts])  # no pair crosses a sentence
@@ -101,20 +103,37 @@ def test_negatives_follow_the_unigram_distribution_to_the_power_ns_exponent(expo
     assert torch.allclose(observed.double(), expected, atol=0.005)
 
 
+def test_word2vec_defaults_are_those_of_the_model_config():
+    # Built in Python or from configs/model/word2vec.yaml, a model gets word2vec.c's settings; only the config
+    # shares noise words between pairs (several times faster on a CPU), the class draws them per pair as
+    # word2vec.c does.
+    config = OmegaConf.to_container(OmegaConf.load(Path(CONFIG_DIR) / "model" / "word2vec.yaml"))
+    del config["_target_"]
+    assert dict(Word2Vec().hparams) == {**config, "negatives_group": 1}
+
+
 def test_word2vec_initialisation_and_sparse_gradients():
-    model = Word2Vec(embedding_dim=20, negatives=3, negatives_group=4)
+    dim = 20
+    model = Word2Vec(embedding_dim=dim, negatives=3, negatives_group=4)
     model.build([f"w{i}" for i in range(50)], torch.arange(50, 0, -1))
-    assert model.input_embeddings.weight.abs().max() <= 0.5 / 20
-    assert model.output_embeddings.weight.abs().max() == 0
-    loss = model(torch.tensor([0, 1, 2, 3, 4]), torch.tensor([5, 6, 7, 8, 9]))
-    # zero output vectors score 0 everywhere: each pair's loss is (1 + noise words) * log 2, bar collisions
-    assert loss.item() <= 5 * 4 * math.log(2) + 1e-4
+    # word2vec.c's start: input vectors uniform in +-0.5 / dim, output vectors zero
+    weight = model.input_embeddings.weight.detach()
+    assert weight.abs().max() <= 0.5 / dim and weight.min() < -0.45 / dim and weight.max() > 0.45 / dim
+    assert weight.std().item() == pytest.approx(1 / dim / math.sqrt(12), rel=0.1)
+    assert not model.output_embeddings.weight.any()
+    contexts = torch.tensor([5, 6, 7, 8, 9])
+    loss = model(torch.tensor([0, 1, 2, 3, 4]), contexts, torch.Generator().manual_seed(0))
+    # zero output vectors score 0 everywhere: each term counts log 2, and a noise word that is the context none
+    noise = model.sample_negatives((2, 3), torch.Generator().manual_seed(0))
+    terms = 5 + sum(w != contexts[i].item() for i in range(5) for w in noise[i // 4].tolist())
+    assert loss.item() == pytest.approx(terms * math.log(2), rel=1e-6)
     loss.backward()
     assert model.input_embeddings.weight.grad.is_sparse and model.output_embeddings.weight.grad.is_sparse
     assert set(model.input_embeddings.weight.grad.coalesce().indices()[0].tolist()) == {0, 1, 2, 3, 4}
+    assert len(model.most_similar("w0")) == 10  # ten neighbours unless asked for more
 
 
-@pytest.mark.parametrize("group", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("group", [1, 2, 3, 5, 8, 16])  # 16: a batch smaller than half a group
 def test_forward_is_the_negative_sampling_loss_with_noise_shared_per_group(group):
     torch.manual_seed(0)
     model = Word2Vec(embedding_dim=4, negatives=3, negatives_group=group)
@@ -132,6 +151,22 @@ def test_forward_is_the_negative_sampling_loss_with_noise_shared_per_group(group
         # the pair's group's noise words, but never its own context word
         expected -= sum(logsigmoid(-u[w] @ v[centre]).item() for w in noise[i // group].tolist() if w != context)
     assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_a_step_touches_only_the_rows_of_its_words_and_their_noise_words():
+    # The tables' gradients are sparse: SparseAdam moves every row a step touches, so a batch of whole groups
+    # must touch its centres, its contexts and its noise words, no other word.
+    model = Word2Vec(embedding_dim=4, negatives=2, negatives_group=2)
+    model.build([f"w{i}" for i in range(30)], torch.ones(30))
+    centres, contexts = torch.tensor([3, 4, 5, 6]), torch.tensor([7, 8, 9, 10])
+    model(centres, contexts, torch.Generator().manual_seed(0)).backward()
+    noise = model.sample_negatives((2, 2), torch.Generator().manual_seed(0))
+
+    def rows(table: torch.nn.Embedding) -> set[int]:
+        return set(table.weight.grad.coalesce().indices()[0].tolist())
+
+    assert rows(model.input_embeddings) == {3, 4, 5, 6}
+    assert rows(model.output_embeddings) == {7, 8, 9, 10} | set(noise.view(-1).tolist())
 
 
 @pytest.mark.parametrize(
@@ -168,31 +203,47 @@ def test_word2vec_takes_its_vocabulary_from_the_corpus_and_refuses_another(numbe
     model._trainer = SimpleNamespace(datamodule=other)
     with pytest.raises(ValueError, match=r"vocabulary \(10 words\) is not the corpus' \(\d+ words\)"):
         model.setup("test")
+    # and the other way round: a model of the larger vocabulary refuses the smaller one
+    larger = Word2Vec(embedding_dim=8)
+    larger._trainer = SimpleNamespace(datamodule=other)
+    larger.setup("fit")
+    larger._trainer = SimpleNamespace(datamodule=dm)
+    with pytest.raises(ValueError, match=r"vocabulary \(\d+ words\) is not the corpus' \(10 words\)"):
+        larger.setup("test")
 
 
-@pytest.mark.parametrize("min_lr_ratio", [1e-4, 0.6])
-def test_learning_rate_decays_linearly_with_the_words_consumed(numbered_corpus, min_lr_ratio):
+@pytest.mark.parametrize(("max_epochs", "min_lr_ratio"), [(2, None), (2, 0.6), (1, None)])
+def test_learning_rate_decays_linearly_with_the_words_consumed(numbered_corpus, max_epochs, min_lr_ratio):
     import lightning as L
 
     class Record(L.Callback):
         def __init__(self):
-            self.seen = []
+            self.seen, self.losses = [], []
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             lr = trainer.optimizers[0].param_groups[0]["lr"]
             self.seen.append((trainer.current_epoch, batch[2].item(), lr))
+            self.losses.append((trainer.current_epoch, outputs["loss"].item(), len(batch[0])))
 
     dm = TextCorpusDataModule(corpus=str(numbered_corpus), min_count=2, sample=0.0, batch_size=500, test_fraction=0.1)
-    model = Word2Vec(embedding_dim=8, vectors_file=None, optimizer={"lr": 0.05, "min_lr_ratio": min_lr_ratio})
+    optimizer = {"lr": 0.005} if min_lr_ratio is None else {"lr": 0.005, "min_lr_ratio": min_lr_ratio}
+    model = Word2Vec(embedding_dim=8, vectors_file=None, optimizer=optimizer)
     record = Record()
     trainer = L.Trainer(
-        max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        limit_val_batches=0, callbacks=[record], enable_model_summary=False,
+        max_epochs=max_epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, limit_val_batches=0, callbacks=[record], enable_model_summary=False,
     )  # fmt: skip
     trainer.fit(model, datamodule=dm)
-    assert len(record.seen) > 4 and record.seen[-1][:2] == (1, pytest.approx(1.0))
+    assert len(record.seen) > 2 * max_epochs and record.seen[-1][:2] == (max_epochs - 1, pytest.approx(1.0))
+    floor = 1e-4 if min_lr_ratio is None else min_lr_ratio  # word2vec.c's floor by default
     for epoch, progress, lr in record.seen:
-        assert lr == pytest.approx(0.05 * max(min_lr_ratio, 1 - (epoch + progress) / 2))
+        assert lr == pytest.approx(0.005 * max(floor, 1 - (epoch + progress) / max_epochs))
+    # train/loss is the last epoch's loss per pair, its batches weighed by their pairs
+    last = [(loss, n) for epoch, loss, n in record.losses if epoch == max_epochs - 1]
+    expected = sum(loss for loss, _ in last) / sum(n for _, n in last)
+    assert trainer.callback_metrics["train/loss"].item() == pytest.approx(expected, rel=1e-5)
+    # once an epoch, under its own name, and in the progress bar
+    assert set(trainer.logged_metrics) == set(trainer.progress_bar_metrics) == {"train/loss"}
 
 
 def test_word2vec_hooks_carry_the_vocabulary_through_a_checkpoint():
@@ -207,6 +258,8 @@ def test_word2vec_hooks_carry_the_vocabulary_through_a_checkpoint():
     fresh.on_load_checkpoint(checkpoint)  # Lightning calls it before loading the state dict
     fresh.load_state_dict(checkpoint["state_dict"])
     assert fresh.words == words and torch.equal(fresh.counts, counts)
+    # the noise distribution is rebuilt from the counts, not stored
+    assert set(checkpoint["state_dict"]) == {"counts", "input_embeddings.weight", "output_embeddings.weight"}
     assert torch.equal(fresh.word_vectors().vectors, model.input_embeddings.weight)
     assert fresh.most_similar("the", k=2)[0][0] in {"cat", "sat"}
     optimizer = model.configure_optimizers()
@@ -228,6 +281,115 @@ def test_word2vec_evaluation_draws_the_same_noise_every_time():
     losses.append(model(centres, contexts, model.eval_generator).item())
     assert losses[0] == losses[1] == losses[2]
     assert model(centres, contexts, model.eval_generator).item() != losses[0]  # the stream moves on within one
+
+
+def test_evaluation_logs_the_loss_per_pair_and_the_benchmark_scores(tmp_path, numbered_corpus, caplog):
+    import logging
+
+    import lightning as L
+
+    dm = TextCorpusDataModule(
+        corpus=str(numbered_corpus), min_count=2, sample=0.0, eval_batch_size=32, val_fraction=0.1, test_fraction=0.1
+    )
+    dm.setup("fit")
+    words = dm.vocab.words  # the ten words of ALPHABET, in that order (equal counts)
+    similarity = tmp_path / "wordsim.tsv"
+    similarity.write_text("alpha\tbravo\t9\nalpha\tcharlie\t5\nbravo\tjuliet\t1\ncharlie\tdelta\t3\n")
+    analogies = tmp_path / "questions-words.txt"
+    analogies.write_text(": letters\nalpha bravo charlie delta\n")
+
+    def model_with(**kwargs) -> Word2Vec:
+        model = Word2Vec(embedding_dim=6, negatives=3, **kwargs)
+        model.build(words, dm.vocab.counts)
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            model.output_embeddings.weight.copy_(torch.randn(10, 6, generator=generator))
+            vectors = torch.nn.functional.normalize(torch.randn(10, 6, generator=generator), dim=1)
+            # bravo - alpha + charlie is juliet exactly and delta nearly: juliet answers unless left out
+            query = vectors[1] - vectors[0] + vectors[2]
+            vectors[9] = query
+            vectors[3] = query + 0.1 * vectors[4]
+            model.input_embeddings.weight.copy_(vectors)
+        return model
+
+    def run(model: Word2Vec, stage: str) -> dict[str, float]:
+        trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+        (trainer.validate if stage == "val" else trainer.test)(model, datamodule=dm, verbose=False)
+        assert ("val/loss" in trainer.progress_bar_metrics) == (stage == "val")  # val/loss shows in the bar
+        return {k: v.item() for k, v in trainer.callback_metrics.items()}
+
+    def loss_per_pair(model: Word2Vec, loader) -> float:
+        # the loss under the same noise words, summed over the batches, divided by the pairs
+        model.on_validation_epoch_start()
+        batches = list(loader)
+        with torch.no_grad():
+            total = sum(model(centres, contexts, model.eval_generator).item() for centres, contexts, _ in batches)
+        return total / sum(len(centres) for centres, _, _ in batches)
+
+    def messages() -> str:
+        return " ".join(r.getMessage() for r in caplog.records if r.name == "litlab.models.word2vec")
+
+    model = model_with(similarity_path=str(similarity), analogy_path=str(analogies), analogy_restrict=9)
+    assert len(list(dm.val_dataloader())) > 1
+    spearman = model.word_vectors().similarity_spearman(similarity).spearman
+    assert run(model, "val") == {
+        "val/loss": pytest.approx(loss_per_pair(model, dm.val_dataloader()), rel=1e-5),
+        "val/similarity_spearman": pytest.approx(spearman),
+    }
+    caplog.set_level(logging.INFO, logger="litlab.models.word2vec")
+    assert run(model, "test") == {
+        "test/loss": pytest.approx(loss_per_pair(model, dm.test_dataloader()), rel=1e-5),
+        "test/similarity_spearman": pytest.approx(spearman),
+        "test/analogy_acc": 1.0,  # juliet is not among the 9 most frequent words: delta answers
+    }
+    assert "Analogies: 1/1 right, 0 out of vocabulary." in messages()
+    assert "Word similarity: 4 pairs scored, 0 out of vocabulary." in messages()
+    model.hparams.analogy_restrict = 10
+    assert run(model, "test")["test/analogy_acc"] == 0.0
+
+    # Files that are named but missing are reported, files not named are not mentioned.
+    caplog.clear()
+    missing = model_with(similarity_path=str(tmp_path / "none.tsv"), analogy_path=str(tmp_path / "none.txt"))
+    assert set(run(missing, "val")) == {"val/loss"} and set(run(missing, "test")) == {"test/loss"}
+    assert f"No analogy file at {tmp_path / 'none.txt'}" in messages()
+    assert f"No word-similarity file at {tmp_path / 'none.tsv'}" in messages()
+    caplog.clear()
+    assert set(run(model_with(), "test")) == {"test/loss"} and messages() == ""
+
+
+def test_end_of_training_writes_the_vectors_file_and_the_projector(tmp_path, numbered_corpus):
+    from types import SimpleNamespace
+
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    dm = TextCorpusDataModule(corpus=str(numbered_corpus), min_count=2, test_fraction=0.1)
+    runs = {}
+    for vectors_file, projector_words in (("vectors.txt", 3), (None, 0)):
+        root = tmp_path / str(projector_words)
+        model = Word2Vec(embedding_dim=4, vectors_file=vectors_file, projector_words=projector_words)
+        csv = CSVLogger(root, name="csv")  # a logger without a projector: skipped
+        trainer = L.Trainer(
+            max_epochs=1, limit_train_batches=1, limit_val_batches=0, accelerator="cpu", default_root_dir=root,
+            logger=[TensorBoardLogger(root), csv], enable_checkpointing=False, enable_progress_bar=False,
+            enable_model_summary=False,
+        )  # fmt: skip
+        trainer.fit(model, datamodule=dm)
+        runs[projector_words] = root, model
+        # The model sends no hyperparameters of its own: train.py logs the run's comparable ones.
+        assert csv.experiment.hparams == {}
+    root, model = runs[3]
+    saved = WordVectors.load_word2vec(root / "vectors.txt")
+    assert saved.words == model.words and torch.allclose(saved.vectors, model.word_vectors().vectors, atol=1e-5)
+    (metadata,) = root.rglob("metadata.tsv")  # the three most frequent words
+    assert metadata.read_text().split() == model.words[:3]
+    root, model = runs[0]
+    assert not [p for p in root.rglob("*") if p.suffix in (".txt", ".tsv")]
+    # Only the first process writes: the others would write the same files at the same time.
+    model.hparams.vectors_file = "vectors.txt"
+    model._trainer = SimpleNamespace(is_global_zero=False, default_root_dir=root, loggers=[])
+    model.on_fit_end()
+    assert not (root / "vectors.txt").exists()
 
 
 def test_word2vec_learns_topics_saves_vectors_and_evaluates_from_checkpoint(tmp_path, topic_corpus):
@@ -290,7 +452,9 @@ def test_word2vec_experiments_run_one_batch(name, tmp_path, topic_corpus):
         tmp_path,
     )
     metrics, _ = train(cfg)
-    assert "test/loss" in metrics and "train/loss" in metrics
+    # One small step from the start (zero output vectors): each pair still scores about (1 + 5 noise words) log 2.
+    for key in ("train/loss", "test/loss"):
+        assert float(metrics[key]) == pytest.approx(6 * math.log(2), rel=0.05)
 
 
 def test_analogy_and_similarity_scores_in_the_standard_formats(tmp_path):

@@ -159,7 +159,7 @@ class ImageClassifier(LitlabModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         loss, preds, targets = self.model_step(batch)
-        self.val_loss.update(loss)
+        self.val_loss.update(loss, weight=len(targets))  # a short last batch weighs what it holds
         self.val_metrics.update(preds, targets)
         self.val_confmat.update(preds, targets)
         self.log("val/loss", self.val_loss, on_step=False, on_epoch=True, prog_bar=True)
@@ -174,7 +174,7 @@ class ImageClassifier(LitlabModule):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         loss, preds, targets = self.model_step(batch)
-        self.test_loss.update(loss)
+        self.test_loss.update(loss, weight=len(targets))  # a short last batch weighs what it holds
         self.test_metrics.update(preds, targets)
         self.test_confmat.update(preds, targets)
         self.log("test/loss", self.test_loss, on_step=False, on_epoch=True)

@@ -172,6 +172,11 @@ def check_scheduler(settings: Mapping[str, Any] | None) -> None:
             f"model.scheduler.warmup_steps must be >= 0 and warmup_fraction in [0, 1), got {steps} and {fraction}."
         )
     warmup_length(1, steps, fraction)
+    if settings.get("mode", "min") not in ("min", "max"):
+        raise ValueError(
+            f"model.scheduler.mode must be min (the monitored metric should fall) or max (it should rise), "
+            f"got {settings['mode']!r}."
+        )
     if (steps or fraction) and key not in WARMUP_SCHEDULERS:
         raise ValueError(
             f"Linear warm-up applies to the cosine and constant (none) schedules, not '{key}': onecycle warms up "
@@ -188,17 +193,19 @@ def build_scheduler(
     factor: float = 0.1,
     patience: int = 5,
     monitor: str = "val/loss",
+    mode: str = "min",
     warmup_steps: int = 0,
     warmup_fraction: float = 0.0,
 ) -> dict[str, Any] | None:
     """Builds a learning-rate schedule as Lightning's scheduler dict, or None for a constant rate.
 
     cosine and onecycle step every batch over `total_steps` (the trainer's estimate); plateau steps once an
-    epoch on `monitor`. A warm-up of w steps (`warmup_steps`, or `warmup_fraction` of `total_steps`) in front
-    of cosine or none gives step k (from 0) the rate lr * (k + 1) / (w + 1) for k < w, nanoGPT's linear
-    warm-up; the cosine then runs over the remaining total_steps - w steps.
+    epoch on `monitor`, which should fall (`mode` min) or rise (`mode` max). A warm-up of w steps
+    (`warmup_steps`, or `warmup_fraction` of `total_steps`) in front of cosine or none gives step k (from 0)
+    the rate lr * (k + 1) / (w + 1) for k < w, nanoGPT's linear warm-up; the cosine then runs over the
+    remaining total_steps - w steps.
     """
-    check_scheduler({"name": name, "warmup_steps": warmup_steps, "warmup_fraction": warmup_fraction})
+    check_scheduler({"name": name, "warmup_steps": warmup_steps, "warmup_fraction": warmup_fraction, "mode": mode})
     key = str(name or "none").lower()
     warmup = min(warmup_length(total_steps, warmup_steps, warmup_fraction), max(total_steps - 1, 0))
     if key == "none" and not warmup:
@@ -225,7 +232,7 @@ def build_scheduler(
             optimizer, max_lr=base_lrs, total_steps=max(total_steps, 1), pct_start=pct_start
         )
         return {"scheduler": scheduler, "interval": "step"}
-    scheduler = optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=factor, patience=patience)
+    scheduler = optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience)
     return {"scheduler": scheduler, "interval": "epoch", "monitor": monitor}
 
 

@@ -16,6 +16,15 @@ log = RankedLogger(__name__)
 SPARSE_OPTIMIZERS = {"sgd": torch.optim.SGD, "sparse_adam": torch.optim.SparseAdam}
 
 
+def per_pair(loss: Tensor, pairs: int) -> Tensor:
+    """A batch's summed loss as its mean repeated once per pair: a MeanMetric then weighs batches by their pairs.
+
+    Not MeanMetric's `weight`: with nan_strategy="disable" torchmetrics replaces it by ones (torchmetrics#3434),
+    which made a short last batch count as much as a full one.
+    """
+    return (loss / pairs).expand(pairs)
+
+
 class SGNSLoss(torch.autograd.Function):
     """-sum log sigma(u_context . v) - sum log sigma(-u_noise . v) over pairs, noise words shared within groups.
 
@@ -195,7 +204,7 @@ class Word2Vec(LitlabModule):
         for group in self.trainer.optimizers[0].param_groups:
             group["lr"] = lr
         loss = self(centres, contexts)
-        self.train_loss.update(loss.detach() / len(centres), weight=len(centres))
+        self.train_loss.update(per_pair(loss.detach(), len(centres)))
         self.log("train/loss", self.train_loss, on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
@@ -214,7 +223,7 @@ class Word2Vec(LitlabModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
         centres, contexts, _ = batch
-        self.val_loss.update(self(centres, contexts, self.eval_generator) / len(centres), weight=len(centres))
+        self.val_loss.update(per_pair(self(centres, contexts, self.eval_generator), len(centres)))
 
     def on_validation_epoch_end(self) -> None:
         self.log("val/loss", self.val_loss.compute(), prog_bar=True)
@@ -227,7 +236,7 @@ class Word2Vec(LitlabModule):
 
     def test_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> None:
         centres, contexts, _ = batch
-        self.test_loss.update(self(centres, contexts, self.eval_generator) / len(centres), weight=len(centres))
+        self.test_loss.update(per_pair(self(centres, contexts, self.eval_generator), len(centres)))
 
     def on_test_epoch_end(self) -> None:
         self.log("test/loss", self.test_loss.compute())

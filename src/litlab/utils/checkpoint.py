@@ -11,12 +11,12 @@ The writing side, `litlab_record`, is what `LitlabModule.on_save_checkpoint` sto
 
 import fnmatch
 import pickle
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import get_class
 from lightning import LightningDataModule, LightningModule
 from torch import nn
@@ -72,7 +72,9 @@ class Checkpoint:
                     "(weights_only=True)"
                 ) from None
             raise reader.error(f"is corrupt or not a PyTorch checkpoint ({type(err).__name__})") from None
-        except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as err:
+        # torch reads the archive with its own zip reader (RuntimeError, OSError on a file cut short); a file
+        # that is no archive goes to the legacy unpickler, which fails on its first bytes (EOFError, KeyError).
+        except (RuntimeError, OSError, EOFError, KeyError, ValueError) as err:
             raise reader.error(f"is corrupt or not a PyTorch checkpoint ({type(err).__name__})") from None
         if not isinstance(content, dict) or "state_dict" not in content:
             raise reader.error("holds no Lightning state_dict")
@@ -116,7 +118,8 @@ class Checkpoint:
         module_cls = self.litlab_class("module", LightningModule)
         try:
             return module_cls.load_from_checkpoint(self.path, map_location="cpu", weights_only=True)
-        except (RuntimeError, TypeError, KeyError, ValueError) as err:
+        # InstantiationException: the network the hyperparameters name is outside NET_WHITELIST.
+        except (RuntimeError, TypeError, KeyError, ValueError, InstantiationException) as err:
             raise self.error(f"could not be rebuilt as {module_cls.__name__} ({_first_line(err)})") from None
 
     def datamodule(self) -> LightningDataModule:
