@@ -144,6 +144,31 @@ def test_space_bad_sweep_is_named_in_one_sentence(argument, why):
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
 
 
+def test_space_choices_over_lists_and_dicts_are_kept_as_override_text():
+    space = parse_search_space(
+        ["a=choice([8,16], [16,32])", "b=choice({depth: 2}, {widths: [4, 'x y']})", "c=choice('[8,16]', plain)"]
+    )
+    # Optuna stores scalar choices only: the text each trial writes unquoted for Hydra to parse back
+    assert space.distributions["a"] == CategoricalDistribution(["[8,16]", "[16,32]"])
+    assert space.distributions["b"] == CategoricalDistribution(["{depth:2}", "{widths:[4,'x y']}"])
+    assert space.distributions["c"] == CategoricalDistribution(["[8,16]", "plain"])
+    assert space.hydra_text == {"a", "b"}  # a string that looks like a list stays a string
+    parser = OverridesParser.create()
+    assert [parser.parse_override(f"b={v}").value() for v in space.distributions["b"].choices] == [
+        {"depth": 2},
+        {"widths": [4, "x y"]},
+    ]
+    mixed = parse_search_space(["d=choice([1], \"it's\", '[2]', 3)"]).distributions["d"]
+    assert [parser.parse_override(f"d={v}").value() for v in mixed.choices] == [[1], "it's", "[2]", 3]
+    assert grid_choices(space.distributions)["a"] == ["[8,16]", "[16,32]"]
+
+
+def test_space_a_later_argument_replacing_a_choice_over_lists_makes_it_plain_again():
+    assert parse_search_space(["a=choice([1], [2])", "a=5"]).hydra_text == set()
+    assert parse_search_space(["a=choice([1], [2])", "a=choice(x, y)"]).hydra_text == set()
+    assert parse_search_space(["a=choice(x, y)", "a=shuffle(choice([1], [2]))"]).hydra_text == {"a"}
+
+
 def test_space_grid_lists_every_value_of_discrete_distributions():
     grid = grid_choices(
         {

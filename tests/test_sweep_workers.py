@@ -545,7 +545,11 @@ def space_functions(monkeypatch):
 
 
 def test_worker_overrides_from_a_custom_search_space(space_functions):
-    worker = bare_worker(custom_search_space="litlab.search.spaces.layers", custom_search_space_kwargs={"width": 4})
+    worker = bare_worker(
+        custom_search_space="litlab.search.spaces.layers",
+        custom_search_space_kwargs={"width": 4},
+        hydra_text={"layers"},  # the space's value replaces a choice over lists: written as a value, not as text
+    )
     study = optuna.create_study()
     study.enqueue_trial({"x": 0.5, "mode": "ok", "depth": 2})
     trial = study.ask(SPACE)
@@ -710,6 +714,8 @@ x: 0.0
 mode: ok
 y: 0.0
 layers: []
+net: {depth: 1, widths: []}
+label: none
 optimized_metric: val/loss
 callbacks: {}
 
@@ -903,6 +909,47 @@ def test_worker_custom_search_space_reaches_the_run(tiny, space_functions):
     tiny.run(tiny.worker(n_trials=2, custom_search_space="litlab.search.spaces.suggest_y"))
     assert tiny.seen[1]["y"] == 0.75
     assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "COMPLETE"]
+
+
+CHOSEN = {
+    "[8,16]": [8, 16],
+    "[16,32]": [16, 32],
+    "{depth:2,widths:[4]}": {"depth": 2, "widths": [4]},
+    "{depth:3,widths:[4,8]}": {"depth": 3, "widths": [4, 8]},
+}
+
+
+@pytest.mark.parametrize("sampler", ["optuna.samplers.RandomSampler", "optuna.samplers.GridSampler"])
+def test_worker_choices_over_lists_and_dicts_reach_the_trial_as_lists_and_dicts(sampler, tiny):
+    space = parse_search_space(
+        [
+            "layers=choice([8,16],[16,32])",
+            "net=choice({depth:2,widths:[4]},{depth:3,widths:[4,8]})",
+            "label=choice('[8,16]',plain)",
+        ]
+    )
+    grid = grid_choices(space.distributions) if sampler.endswith("GridSampler") else None
+    overrides = [f"hydra.sweeper.sampler._target_={sampler}", f"+hydra.sweeper.sampler._partial_={grid is not None}"]
+    seen = []
+
+    def task(cfg):
+        seen.append((OmegaConf.to_container(cfg.layers), OmegaConf.to_container(cfg.net), cfg.label))
+        return 0.0
+
+    worker = tiny.worker(
+        task, overrides, n_trials=8, distributions=space.distributions, hydra_text=space.hydra_text, grid=grid
+    )
+    study = tiny.study()
+    tiny.run(worker)
+    params = [t.params for t in study.trials]
+    assert seen == [(CHOSEN[p["layers"]], CHOSEN[p["net"]], p["label"]) for p in params]
+    if grid:  # every point of the grid once
+        assert sorted(map(str, seen)) == sorted(
+            str((layers, net, label))
+            for layers in ([8, 16], [16, 32])
+            for net in ({"depth": 2, "widths": [4]}, {"depth": 3, "widths": [4, 8]})
+            for label in ("[8,16]", "plain")
+        )
 
 
 def test_worker_multi_objective_trials_tell_every_value(tiny):

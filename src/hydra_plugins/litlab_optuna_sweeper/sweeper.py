@@ -188,6 +188,7 @@ class LitlabOptunaSweeper(Sweeper):
             grid=grid,
             custom_search_space=self.custom_search_space,
             custom_search_space_kwargs=self.custom_search_space_kwargs,
+            hydra_text=space.hydra_text,
         )
         # Workers' folders sit beside the trials' (named by trial number) without colliding with them.
         workers = [

@@ -3,6 +3,7 @@
 model.optimizer.lr: tag(log, interval(1e-5, 1e-2))   ->  FloatDistribution(1e-5, 1e-2, log=True)
 trainer.max_epochs: range(2, 10, 2)                   ->  IntDistribution(2, 8, step=2)
 model.optimizer.name: choice(adam, sgd)              ->  CategoricalDistribution(["adam", "sgd"])
+model.net.channels: choice([8,16], [16,32])           ->  CategoricalDistribution(["[8,16]", "[16,32]"]), as text
 data.batch_size: 64                                   ->  a fixed override, not searched
 """
 
@@ -31,10 +32,24 @@ class SearchSpace:
 
     distributions: dict[str, BaseDistribution] = field(default_factory=dict)
     fixed: list[str] = field(default_factory=list)
+    # Parameters whose choices are override text: Optuna's choices are scalars, so a choice over lists or dicts
+    # keeps each value as the text Hydra parses back into it, which a trial writes unquoted.
+    hydra_text: set[str] = field(default_factory=set)
+
+
+def _structured(override: Override) -> bool:
+    """Whether a choice holds a list or a dict."""
+    return isinstance(override.value(), ChoiceSweep) and any(
+        isinstance(v, (list, dict)) for v in override.sweep_iterator()
+    )
 
 
 def _choices(override: Override) -> CategoricalDistribution:
-    return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+    values = list(override.sweep_iterator())
+    if _structured(override):
+        # Hydra's own text for what it parsed (the quoted strings inside a list included); a string beside them quoted
+        values = [Transformer.str(v) if isinstance(v, (list, dict)) else quote(v) for v in values]
+    return CategoricalDistribution(values)
 
 
 def _range(override: Override, sweep: RangeSweep) -> BaseDistribution:
@@ -85,12 +100,15 @@ def parse_search_space(arguments: list[str]) -> SearchSpace:
         override = parser.parse_override(argument)
         key = override.get_key_element()
         space.distributions.pop(key, None)
+        space.hydra_text.discard(key)
         fixed.pop(key, None)
         if not override.is_sweep_override():
             fixed[key] = argument
             continue
         try:
             space.distributions[key] = distribution(override)
+            if _structured(override):
+                space.hydra_text.add(key)
         except ValueError as err:
             raise SweepError(
                 f"The sweep parameter `{argument}` is invalid ({err}): fix its range in hydra.sweeper.params "

@@ -77,6 +77,7 @@ class SweepPlan:
     grid: dict[str, list[Any]] | None = None
     custom_search_space: str | None = None
     custom_search_space_kwargs: dict[str, Any] = field(default_factory=dict)
+    hydra_text: set[str] = field(default_factory=set)  # parameters whose values are override text (SearchSpace)
 
 
 @dataclass
@@ -258,6 +259,7 @@ class TrialWorker:
         plan = self.plan
         overrides = list(plan.fixed_overrides)
         params = dict(trial.params)
+        text = plan.hydra_text
         if plan.custom_search_space:
             extend = instantiate(
                 {"_target_": plan.custom_search_space, "_partial_": True, **plan.custom_search_space_kwargs},
@@ -268,9 +270,12 @@ class TrialWorker:
                 # The function returned the overrides itself; the parameters it suggested stay in the trial only.
                 params = {name: params[name] for name in plan.distributions}
                 params.update(extra)
+                text = text - extra.keys()
             else:
                 params = dict(trial.params)
-        overrides += [format_override(name, value) for name, value in params.items()]
+        overrides += [
+            f"{name}={value}" if name in text else format_override(name, value) for name, value in params.items()
+        ]
         callback = {
             "_target_": CALLBACK_TARGET,
             "study_name": plan.study_name,
