@@ -173,6 +173,11 @@ def test_cyclegan_generator_loss_is_its_formula():
     assert math.isclose(losses["loss"].item(), adversarial + cycle + identity, rel_tol=1e-6)
     without = generator_loss(d_b_on_fake_b, d_a_on_fake_a, real_a, cycled_a, real_b, cycled_b)
     assert math.isclose(without["loss"].item(), adversarial + cycle, rel_tol=1e-6)
+    # the identity term needs both directions' images: one alone is not half a term
+    for half in ({"identity_b": identity_b}, {"identity_a": identity_a}):
+        one_way = generator_loss(d_b_on_fake_b, d_a_on_fake_a, real_a, cycled_a, real_b, cycled_b, **half)
+        assert one_way["identity"].item() == 0
+        assert math.isclose(one_way["loss"].item(), adversarial + cycle, rel_tol=1e-6)
 
 
 class ScoreByMean(torch.nn.Module):
@@ -446,12 +451,17 @@ def test_cyclegan_grid_shows_grey_rows_in_three_channels():
 
 
 def test_cyclegan_refuses_modules_for_domains_with_different_channels():
-    generator = ResnetGenerator(1, 3, base_channels=4, num_blocks=1)
-    sentence = r"^Domains with 1 and 3 channels need model.generator and model.discriminator as _target_ mappings"
-    for players in ((generator, TINY_PATCH), (GREY_TO_COLOUR, PatchDiscriminator(1, base_channels=4, num_layers=2))):
-        for use_identity in (True, False):  # this, not the identity loss, is what to fix first
-            with pytest.raises(ValueError, match=sentence + r".*: pass mappings, not modules\.$"):
-                CycleGAN(*players, use_identity=use_identity)
+    discriminator = PatchDiscriminator(1, base_channels=4, num_layers=2)
+    for a, b in ((1, 3), (3, 1)):
+        generator = ResnetGenerator(a, b, base_channels=4, num_blocks=1)
+        sentence = rf"^Domains with {a} and {b} channels need model.generator and model.discriminator as _target_ "
+        for players in ((generator, TINY_PATCH), ({**TINY_RESNET, "in_channels": a, "out_channels": b}, discriminator)):
+            for use_identity in (True, False):  # this, not the identity loss, is what to fix first
+                with pytest.raises(ValueError, match=sentence + r"mappings.*: pass mappings, not modules\.$"):
+                    CycleGAN(*players, use_identity=use_identity)
+    # equal channels, as values: modules are fine (300 and int("300") are distinct objects)
+    wide = ResnetGenerator(300, int("300"), base_channels=4, num_blocks=1)
+    CycleGAN(wide, PatchDiscriminator(300, base_channels=4, num_layers=2))
 
 
 def test_cyclegan_checks_the_judge_path_before_fit_and_test_only(tmp_path):
