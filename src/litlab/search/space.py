@@ -11,7 +11,15 @@ from decimal import Decimal
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep, Transformer
+from hydra.core.override_parser.types import (
+    ChoiceSweep,
+    IntervalSweep,
+    Override,
+    Quote,
+    QuotedString,
+    RangeSweep,
+    Transformer,
+)
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 
 from litlab.search.errors import SweepError
@@ -121,8 +129,8 @@ def quote(value: Any) -> str:
         return "null"
     if isinstance(value, (bool, int, float)):
         return str(value).lower() if isinstance(value, bool) else repr(value)
-    text = str(value)
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    # Hydra reads a backslash literally unless it precedes a quote: only those are escaped.
+    return QuotedString(text=str(value), quote=Quote.single).with_quotes()
 
 
 def format_override(name: str, value: Any) -> str:

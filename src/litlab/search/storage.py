@@ -102,7 +102,8 @@ def _check_sqlite_folder(url: str) -> None:
 
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
-        folder = Path(database).expanduser().resolve().parent
+        # As SQLite will open it: relative to the working directory, and `~` is no home there.
+        folder = Path(database).resolve().parent
         if not folder.is_dir():
             raise SweepError(
                 f"The SQLite study file's folder {folder} does not exist: create it, or point "
@@ -123,9 +124,7 @@ def _rdb_storage(url: str, liveness: Liveness | None, attempts: int = 5) -> RDBS
         kwargs = {
             "heartbeat_interval": liveness.heartbeat_interval,
             "grace_period": liveness.grace,
-            "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=liveness.retry_failed)
-            if liveness.retry_failed
-            else None,
+            "heartbeat_stale_trial_callback": _retry_callback(liveness),
         }
     for attempt in range(attempts):
         try:
@@ -164,6 +163,13 @@ def _quiet_experimental() -> Iterator[None]:
         # The heartbeat is marked experimental in Optuna since 2.9; it is what recovers lost trials.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         yield
+
+
+def _retry_callback(liveness: Liveness) -> RetryHeartbeatStaleTrialCallback | None:
+    if not liveness.retry_failed:
+        return None
+    with _quiet_experimental():
+        return RetryHeartbeatStaleTrialCallback(max_retry=liveness.retry_failed)
 
 
 def build_storage(spec: Any, sweep_dir: str | Path, liveness: Liveness | None = None) -> BaseStorage:
@@ -228,7 +234,7 @@ def fail_stale_trials(study: optuna.Study, storage: BaseStorage, liveness: Liven
             optuna.storages.fail_stale_trials(study)
         return
     now = time.time()
-    retry = RetryHeartbeatStaleTrialCallback(max_retry=liveness.retry_failed) if liveness.retry_failed else None
+    retry = _retry_callback(liveness)
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         # A retried trial inherits its original's attributes: its own start counts as its first beat.
         last = max(trial.system_attrs.get(HEARTBEAT_ATTR, 0.0), trial.datetime_start.timestamp())
