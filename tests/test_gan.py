@@ -173,6 +173,11 @@ def test_cyclegan_generator_loss_is_its_formula():
     assert math.isclose(losses["loss"].item(), adversarial + cycle + identity, rel_tol=1e-6)
     without = generator_loss(d_b_on_fake_b, d_a_on_fake_a, real_a, cycled_a, real_b, cycled_b)
     assert math.isclose(without["loss"].item(), adversarial + cycle, rel_tol=1e-6)
+    # the identity term needs both directions' images: one alone is not half a term
+    for half in ({"identity_b": identity_b}, {"identity_a": identity_a}):
+        one_way = generator_loss(d_b_on_fake_b, d_a_on_fake_a, real_a, cycled_a, real_b, cycled_b, **half)
+        assert one_way["identity"].item() == 0
+        assert math.isclose(one_way["loss"].item(), adversarial + cycle, rel_tol=1e-6)
 
 
 class ScoreByMean(torch.nn.Module):
@@ -307,10 +312,14 @@ def test_cyclegan_knobs_reach_losses_schedule_and_pools():
     assert {id(p) for group in opt_g.param_groups for p in group["params"]} == generators
     assert {id(p) for group in opt_d.param_groups for p in group["params"]} == discriminators
     assert opt_g.defaults["lr"] == 2e-4 and opt_g.defaults["betas"] == (0.5, 0.999)
-    with pytest.raises(ValueError, match="same number of channels: set model.use_identity=false"):
+    with pytest.raises(ValueError, match=r"same number of channels \(A has 1, B has 3\): set model.use_identity=false"):
         CycleGAN({**TINY_RESNET, "out_channels": 3}, TINY_PATCH)
-    with pytest.raises(ValueError, match="same number of channels"):
+    with pytest.raises(ValueError, match=r"same number of channels \(A has 3, B has 1\)"):
         CycleGAN({**TINY_RESNET, "in_channels": 3}, TINY_PATCH)
+    with pytest.raises(ValueError, match=r"^model.pool_size must be 0 \(no pool\) or a number of images, got -1\.$"):
+        CycleGAN(TINY_RESNET, TINY_PATCH, pool_size=-1)
+    unpooled = CycleGAN(TINY_RESNET, TINY_PATCH, pool_size=0)
+    assert unpooled.pool_a.size == unpooled.pool_b.size == 0
     assert not CycleGAN({**TINY_RESNET, "out_channels": 3}, TINY_PATCH, use_identity=False).hparams.use_identity
     CycleGAN({**TINY_RESNET, "in_channels": 300, "out_channels": int("300")}, TINY_PATCH)  # equal, as values
     # the paper's defaults: a pool of 50, 100 epochs at the full rate, then 100 of linear decay
@@ -381,6 +390,78 @@ def test_cyclegan_grid_rows_are_domain_translation_and_cycle():
     assert torch.equal(grid, image_grid(torch.cat(rows), nrow=2))  # as many columns as the smaller domain has
     model.sample_grid(a, b)
     assert not model.training
+
+
+GREY_TO_COLOUR = {**TINY_RESNET, "out_channels": 3}
+
+
+def test_cyclegan_between_grey_and_colour_domains_trains_and_translates_both_ways(tmp_path):
+    torch.manual_seed(0)
+    # The discriminator mapping says 1 channel: D_B takes domain B's 3 all the same.
+    model = CycleGAN(GREY_TO_COLOUR, TINY_PATCH, use_identity=False, pool_size=2)
+    assert (model.g_ab.in_channels, model.g_ab.out_channels) == (1, 3)
+    assert (model.g_ba.in_channels, model.g_ba.out_channels) == (3, 1)
+    assert (model.d_a.in_channels, model.d_b.in_channels) == (1, 3)
+    rng = torch.Generator().manual_seed(0)
+    batch = {"A": torch.rand(2, 1, 16, 16, generator=rng) * 2 - 1, "B": torch.rand(2, 3, 16, 16, generator=rng) * 2 - 1}
+    for net, domain in ((model.d_a, "A"), (model.d_b, "B")):
+        assert net(batch[domain]).shape == (2, 1, 2, 2)  # each discriminator judges its own domain's images
+    recorder = RecordSteps()
+    quiet_trainer(tmp_path, max_epochs=1, callbacks=[recorder]).fit(
+        model, train_dataloaders=DataLoader([batch], batch_size=None)
+    )
+    before, _, after = recorder.snapshots
+    assert {name.split(".")[0] for name in changed(before, after)} == {"g_ab", "g_ba", "d_a", "d_b"}
+    model.eval()
+    images = model.translate(batch["A"], batch["B"])
+    shapes = {name: tuple(image.shape) for name, image in images.items()}
+    colour, grey = (2, 3, 16, 16), (2, 1, 16, 16)
+    assert shapes == {"fake_b": colour, "fake_a": grey, "cycled_a": grey, "cycled_b": colour}
+    model.predict_direction = "BtoA"
+    assert model.predict_step({"images": batch["B"]}, 0).shape == grey
+
+
+def test_cyclegan_colour_to_grey_builds_each_player_with_its_domain_channels():
+    model = CycleGAN({**TINY_RESNET, "in_channels": 3}, {**TINY_PATCH, "in_channels": 7}, use_identity=False)
+    assert (model.g_ba.in_channels, model.g_ba.out_channels) == (1, 3)
+    assert (model.d_a.in_channels, model.d_b.in_channels) == (3, 1)
+    same = CycleGAN({**TINY_RESNET, "in_channels": 3, "out_channels": 3}, TINY_PATCH)
+    assert (same.d_a.in_channels, same.d_b.in_channels) == (3, 3)
+
+
+def test_cyclegan_grid_shows_grey_rows_in_three_channels():
+    torch.manual_seed(0)
+    model = CycleGAN(GREY_TO_COLOUR, TINY_PATCH, use_identity=False).eval()
+    a, b = torch.rand(2, 1, 16, 16) * 2 - 1, torch.rand(3, 3, 16, 16) * 2 - 1
+    grid = model.sample_grid(a, b)
+    images = model.translate(a, b)
+    assert grid.shape == (3, 2 + 6 * 18, 2 + 2 * 18)  # six rows of the two images of the smaller domain
+
+    def cell(row: int, column: int) -> torch.Tensor:
+        top, left = 2 + 18 * row, 2 + 18 * column
+        return grid[:, top : top + 16, left : left + 16]
+
+    rows = [a, images["fake_b"], images["cycled_a"], b, images["fake_a"], images["cycled_b"]]
+    for index, row in enumerate(rows):
+        for column in range(2):
+            # make_grid maps [-1, 1] to [0, 1]; a grey image shows its one channel in red, green and blue
+            expected = ((row[column] + 1) / 2).expand(3, -1, -1)
+            assert torch.allclose(cell(index, column), expected, atol=1e-6), (index, column)
+    assert not torch.allclose(cell(1, 0)[0], cell(1, 0)[1])  # a translated image is in colour
+
+
+def test_cyclegan_refuses_modules_for_domains_with_different_channels():
+    discriminator = PatchDiscriminator(1, base_channels=4, num_layers=2)
+    for a, b in ((1, 3), (3, 1)):
+        generator = ResnetGenerator(a, b, base_channels=4, num_blocks=1)
+        sentence = rf"^Domains with {a} and {b} channels need model.generator and model.discriminator as _target_ "
+        for players in ((generator, TINY_PATCH), ({**TINY_RESNET, "in_channels": a, "out_channels": b}, discriminator)):
+            for use_identity in (True, False):  # this, not the identity loss, is what to fix first
+                with pytest.raises(ValueError, match=sentence + r"mappings.*: pass mappings, not modules\.$"):
+                    CycleGAN(*players, use_identity=use_identity)
+    # equal channels, as values: modules are fine (300 and int("300") are distinct objects)
+    wide = ResnetGenerator(300, int("300"), base_channels=4, num_blocks=1)
+    CycleGAN(wide, PatchDiscriminator(300, base_channels=4, num_layers=2))
 
 
 def test_cyclegan_checks_the_judge_path_before_fit_and_test_only(tmp_path):
@@ -740,6 +821,21 @@ def test_folder_datamodule_reads_resizes_and_crops(tmp_path):
     assert all(torch.isclose(values_b, torch.tensor(v / 127.5 - 1)).any() for v in (200, 55))
     assert batch["valid_A"].tolist() == [True, True, False, False]  # two test A images, each counted once
     assert (batch["label_A"] == -1).all()  # a folder has no labels
+
+
+def test_folder_datamodule_reads_each_domain_with_its_channels(tmp_path):
+    for split in ("trainA", "trainB", "testA", "testB"):
+        write_domain(tmp_path / split, 2, 10, (32, 32))
+    data = ImageFolderUnpairedDataModule(root=str(tmp_path), channels=[1, 3], load_size=32, crop_size=32)
+    data.setup()
+    for dataset in (data.data_train, data.data_test):
+        assert dataset.images_a.shape[1:] == (1, 32, 32) and dataset.images_b.shape[1:] == (3, 32, 32)
+    grey = ImageFolderUnpairedDataModule(root=str(tmp_path), channels=1, load_size=32, crop_size=32)
+    grey.setup()
+    assert grey.data_train.images_a.shape[1] == grey.data_train.images_b.shape[1] == 1
+    for wrong in (2, [1, 2], [1, 3, 3]):
+        with pytest.raises(ValueError, match=r"data.channels must be 1 \(grey\), 3 \(RGB\) or a pair of them"):
+            ImageFolderUnpairedDataModule(root=str(tmp_path), channels=wrong)
 
 
 def test_folder_datamodule_says_what_is_missing(tmp_path):

@@ -6,6 +6,7 @@ device.
 """
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -186,21 +187,31 @@ class ImageFolderUnpairedDataModule(UnpairedImageDataModule):
 
     Args:
         root: the folder that holds trainA/ trainB/ testA/ testB/.
-        channels: 3 (RGB) or 1 (grey).
+        channels: 3 (RGB) or 1 (grey) for both domains, or a pair [A, B] for domains that differ (e.g. [1, 3]).
         load_size: side of the squares images are resized to when read.
     """
 
-    def __init__(self, root: str, channels: int = 3, load_size: int = 286, crop_size: int = 256, **kwargs):
-        if channels not in (1, 3):
-            raise ValueError(f"data.channels must be 1 (grey) or 3 (RGB), got {channels}.")
+    def __init__(
+        self, root: str, channels: int | Sequence[int] = 3, load_size: int = 286, crop_size: int = 256, **kwargs
+    ):
+        if not isinstance(channels, int):
+            channels = list(channels)  # saved as a plain list, which checkpoints read with weights_only can hold
+        pair = [channels] * 2 if isinstance(channels, int) else channels
+        if len(pair) != 2 or any(count not in (1, 3) for count in pair):
+            raise ValueError(
+                f"data.channels must be 1 (grey), 3 (RGB) or a pair of them for domains A and B (e.g. [1, 3]), "
+                f"got {channels}."
+            )
         if crop_size > load_size:
             raise ValueError(f"data.crop_size ({crop_size}) must not exceed data.load_size ({load_size}).")
         super().__init__(crop_size=crop_size, **kwargs)
 
     def load_domains(self) -> dict[str, Domain]:
         root = Path(self.hparams.root).expanduser()
+        channels = self.hparams.channels
+        channels_a, channels_b = (channels, channels) if isinstance(channels, int) else channels
         return {
-            split: read_folder(root / split, self.hparams.channels, self.hparams.load_size)
+            split: read_folder(root / split, channels_a if split.endswith("A") else channels_b, self.hparams.load_size)
             for split in ("trainA", "trainB", "testA", "testB")
         }
 

@@ -93,6 +93,20 @@ def linear_decay(constant_epochs: int, decay_epochs: int):
     return factor
 
 
+def fresh_copy(network: nn.Module) -> nn.Module:
+    """An independent copy of a network with its parameters initialised anew."""
+    twin = copy.deepcopy(network)
+    for module in twin.modules():
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    return twin
+
+
+def with_settings(spec: Mapping[str, Any], **settings: Any) -> Mapping[str, Any]:
+    """A `_target_` mapping with some arguments set; anything else is handed on as it is, for build_net to refuse."""
+    return {**spec, **settings} if isinstance(spec, Mapping) else spec
+
+
 class CycleGAN(LitlabModule):
     """CycleGAN (Zhu et al. 2017) after the paper's reference implementation.
 
@@ -107,11 +121,18 @@ class CycleGAN(LitlabModule):
     domain B on G_AB(A) against A's labels (label preservation). The test always reports the cycle
     reconstruction errors `test/cycle_error_A` and `test/cycle_error_B` (mean absolute error in [-1, 1] units).
 
+    Domains may differ in channels (grey MNIST <-> colour SVHN): the generator's `in_channels` are domain A's and
+    its `out_channels` domain B's. From `_target_` mappings, G_BA is built with the two swapped, D_A with
+    `in_channels` = A's and D_B with B's; the discriminator mapping's own `in_channels`, if any, is overridden, since
+    each discriminator can only judge its domain's images. Modules cannot be rebuilt with other channels, so they are
+    refused for such domains. The identity loss compares a domain's image with its translation: it needs equal
+    channels (`use_identity=false` otherwise).
+
     Args:
-        generator, discriminator: `_target_` mappings (or modules, copied) of one generator and one
+        generator, discriminator: `_target_` mappings (or modules, copied) of one generator (A -> B) and one
             discriminator; each is built twice, one per direction or domain.
         optimizer: plain settings for `build_optimizer` (Adam 2e-4, beta1 0.5).
-        lambda_cycle, lambda_identity: loss weights (10 and 0.5 in the paper); identity needs equal channels.
+        lambda_cycle, lambda_identity: loss weights (10 and 0.5 in the paper).
         use_identity: switches the identity loss on or off.
         pool_size: images kept in each discriminator's history pool (50; 0 turns it off).
         lr_constant_epochs, lr_decay_epochs: the learning-rate schedule.
@@ -136,11 +157,14 @@ class CycleGAN(LitlabModule):
         super().__init__()
         args = self.save_settings(default_optimizer=GAN_ADAM)
         self.automatic_optimization = False
-        self.g_ab, self.g_ba = self._build_pair(args["generator"])
-        self.d_a, self.d_b = self._build_pair(args["discriminator"])
-        if use_identity and self.g_ab.in_channels != self.g_ab.out_channels:
+        if pool_size < 0:
+            raise ValueError(f"model.pool_size must be 0 (no pool) or a number of images, got {pool_size}.")
+        self.g_ab, self.g_ba, self.d_a, self.d_b = self._build_players(args["generator"], args["discriminator"])
+        channels_a, channels_b = self.g_ab.in_channels, self.g_ab.out_channels
+        if use_identity and channels_a != channels_b:
             raise ValueError(
-                "The identity loss needs domains with the same number of channels: set model.use_identity=false."
+                f"The identity loss needs domains with the same number of channels (A has {channels_a}, B has "
+                f"{channels_b}): set model.use_identity=false."
             )
         self.pool_a, self.pool_b = ImagePool(pool_size), ImagePool(pool_size)
         self.judge: ClassifierJudge | None = None
@@ -150,15 +174,30 @@ class CycleGAN(LitlabModule):
         self.predict_direction = "AtoB"
 
     @staticmethod
-    def _build_pair(spec: nn.Module | Mapping[str, Any]) -> tuple[nn.Module, nn.Module]:
-        """Two independent networks from one spec: a mapping is built twice, a module copied and re-initialised."""
-        if not isinstance(spec, nn.Module):
-            return build_net(spec), build_net(spec)
-        twin = copy.deepcopy(spec)
-        for module in twin.modules():
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-        return spec, twin
+    def _build_players(
+        generator: nn.Module | Mapping[str, Any], discriminator: nn.Module | Mapping[str, Any]
+    ) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
+        """G_AB, G_BA, D_A and D_B as independent networks, each with its direction's or domain's channels.
+
+        A mapping is built once per network; a module is used for the first and copied, re-initialised, for the second.
+        """
+        g_ab = build_net(generator)
+        channels_a, channels_b = g_ab.in_channels, g_ab.out_channels
+        modules = isinstance(generator, nn.Module) or isinstance(discriminator, nn.Module)
+        if modules and channels_a != channels_b:
+            raise ValueError(
+                f"Domains with {channels_a} and {channels_b} channels need model.generator and model.discriminator "
+                "as _target_ mappings, which are built with each domain's channels: pass mappings, not modules."
+            )
+        if isinstance(generator, nn.Module):
+            g_ba = fresh_copy(generator)
+        else:
+            g_ba = build_net(with_settings(generator, in_channels=channels_b, out_channels=channels_a))
+        if isinstance(discriminator, nn.Module):
+            return g_ab, g_ba, discriminator, fresh_copy(discriminator)
+        d_a = build_net(with_settings(discriminator, in_channels=channels_a))
+        d_b = build_net(with_settings(discriminator, in_channels=channels_b))
+        return g_ab, g_ba, d_a, d_b
 
     def setup(self, stage: str) -> None:
         if self.hparams.classifier_ckpt and stage in ("fit", "test"):
@@ -225,8 +264,9 @@ class CycleGAN(LitlabModule):
         count = min(len(real_a), len(real_b))
         rows = [row[:count] for row in rows_a + rows_b]
         channels = max(row.shape[1] for row in rows)
-        # Grey and colour domains share one grid: grey rows are repeated to three channels.
-        rows = [row.expand(-1, channels, -1, -1) if row.shape[1] == 1 else row for row in rows]
+        # Grey and colour domains share one grid: expand repeats a grey row's one channel to three and leaves rows
+        # that have them already as they are.
+        rows = [row.expand(-1, channels, -1, -1) for row in rows]
         return image_grid(torch.cat(rows), nrow=count)
 
     def on_train_epoch_end(self) -> None:
