@@ -2,17 +2,19 @@
 
 For classifier runs that wrote results.json (`callbacks=study`), writes report.md (the Markdown table, also
 printed) and confusion_matrices.png into the sweep folder, and both to TensorBoard under <sweep>/report;
-runs that differ only by their seed share a row (mean ± standard deviation). When the sweep holds several
-seeds (`python train.py -m experiment=X seed=1,2,3`), also writes seeds.md: every test metric as mean,
-standard deviation and each seed's value, for any model. Without an argument it reports the newest folder
-of logs/train/multiruns. A command line over `litlab.reports.study` and `litlab.reports.seeds`.
+runs that differ only by their seed or fold share a row (mean ± standard deviation). When the sweep holds
+several seeds (`python train.py -m experiment=X seed=1,2,3`), also writes seeds.md: every test metric (and
+the optimized metric) as mean, standard deviation and each seed's value, for any model; for the folds of a
+k-fold cross-validation (`data.folds=5 'data.fold=range(0,5)'`), the same table as folds.md. Without an
+argument it reports the newest folder of logs/train/multiruns. A command line over `litlab.reports.study`
+and `litlab.reports.seeds`.
 """
 
 import argparse
 from pathlib import Path
 
 from litlab import ROOT_DIR
-from litlab.reports.seeds import find_seed_runs, seed_table, several_seeds
+from litlab.reports.seeds import find_seed_runs, has_folds, seed_table, several_seeds
 from litlab.reports.study import write_report
 
 
@@ -36,9 +38,10 @@ def main(argv: list[str] | None = None) -> None:
     except (FileNotFoundError, ValueError) as err:
         parser.exit(1, f"{err}\n")
     if several_seeds(seed_runs):
+        kind = "folds" if has_folds(seed_runs) else "seeds"
         table = seed_table(seed_runs)
-        (sweep_dir / "seeds.md").write_text(table)
-        print(f"\n{table}\nseeds: {sweep_dir / 'seeds.md'}")
+        (sweep_dir / f"{kind}.md").write_text(table)
+        print(f"\n{table}\n{kind}: {sweep_dir / f'{kind}.md'}")
 
 
 if __name__ == "__main__":
