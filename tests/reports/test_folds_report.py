@@ -7,6 +7,7 @@ import statistics
 import sys
 
 import pytest
+import torch
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
@@ -53,7 +54,11 @@ def test_fold_sweep_reports_mean_and_deviation_over_folds(tmp_path, monkeypatch,
     val_best = [_last(f, "val/acc_best") for f in files]
     assert len(set(val_best)) > 1  # each fold validated on other images
 
-    report_script.main([str(tmp_path)])
+    repo = tmp_path / "repo"
+    monkeypatch.setattr(report_script, "ROOT_DIR", repo)
+    monkeypatch.setattr(sys, "argv", [str(repo / "scripts" / "report.py"), str(tmp_path), "--page", "kfold"])
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    report_script.main([str(tmp_path), "--page", "kfold"])
     out = capsys.readouterr().out
     table = (tmp_path / "folds.md").read_text()
     assert table in out and f"folds: {tmp_path / 'folds.md'}" in out
@@ -69,6 +74,17 @@ def test_fold_sweep_reports_mean_and_deviation_over_folds(tmp_path, monkeypatch,
     # the cross-validation score (the optimized metric) comes first
     assert table.splitlines()[2].split("|")[2].strip() == "val/acc_best"
     assert replicates([(run.seed, run.fold) for run in find_seed_runs(tmp_path)]) == "3 folds"
+
+    # The page for docs/results: the sweep's own command, the table, and what made the page.
+    page = (repo / "docs" / "results" / "kfold.md").read_text()
+    assert f"page: {repo / 'docs' / 'results' / 'kfold.md'}" in out
+    assert "python train.py -m " in page and "data.folds=3 'data.fold=range(0,3)'" in page
+    assert f"hydra.sweep.dir={tmp_path}" in page and "hydra.mode" not in page
+    assert table.strip() in page
+    stamp = page.split("## How this page was made", 1)[1]
+    assert f"- Command: `OMP_NUM_THREADS=1 python scripts/report.py {tmp_path} --page kfold`" in stamp
+    assert "- Commit: " in stamp and "- Date: 20" in stamp
+    assert f"cores, torch {torch.__version__}" in stamp
 
 
 def test_folds_and_seeds_of_a_group_are_pooled():

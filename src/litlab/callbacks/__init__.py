@@ -1,6 +1,7 @@
 from litlab.callbacks.checkpoint import ModelCheckpoint
 from litlab.callbacks.divergence import DivergenceGuard
 from litlab.callbacks.dropblock import DropBlockSchedule
+from litlab.callbacks.ema import EMAWeightAveraging
 from litlab.callbacks.gradcam import GradCAM
 from litlab.callbacks.optuna_trial import OptunaTrialCallback
 from litlab.callbacks.random_state import RandomState
@@ -10,6 +11,7 @@ from litlab.callbacks.test_curves import TestCurves
 __all__ = [
     "DivergenceGuard",
     "DropBlockSchedule",
+    "EMAWeightAveraging",
     "GradCAM",
     "ModelCheckpoint",
     "OptunaTrialCallback",

@@ -16,6 +16,7 @@ so it estimates the spread of a new seed's (or fold's) result.
 
 import csv
 import json
+import shlex
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -50,6 +51,16 @@ def run_overrides(run_dir: Path) -> dict[str, str]:
         return {}
     pairs = (str(item).lstrip("+~").split("=", 1) for item in OmegaConf.load(path))
     return {pair[0]: pair[1] for pair in pairs if len(pair) == 2}
+
+
+def sweep_command(sweep_dir: Path) -> str | None:
+    """The command that ran the sweep, from Hydra's multirun.yaml in its folder (None without one)."""
+    path = Path(sweep_dir) / "multirun.yaml"
+    if not path.is_file():
+        return None
+    hydra = OmegaConf.load(path).hydra
+    overrides = [*hydra.overrides.task, *(o for o in hydra.overrides.hydra if o != "hydra.mode=MULTIRUN")]
+    return shlex.join(["python", f"{hydra.job.name}.py", "-m", *overrides])
 
 
 def run_names(overrides: list[dict[str, str]], ignore: Iterable[str] = ()) -> list[str]:
