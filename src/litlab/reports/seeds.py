@@ -24,8 +24,12 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from litlab.search.worker import CALLBACK_KEY
+
 SEED_KEY = "seed"
 FOLD_KEY = "data.fold"
+# The entry through which an Optuna search hands each job its trial: it names the trial, not a setting.
+TRIAL_KEY = f"callbacks.{CALLBACK_KEY}"
 
 
 @dataclass
@@ -49,7 +53,9 @@ def run_overrides(run_dir: Path) -> dict[str, str]:
     path = run_dir / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return {}
-    pairs = (str(item).lstrip("+~").split("=", 1) for item in OmegaConf.load(path))
+    # Unresolved: a search's trial entry holds `${hydra:...}`, which only a running job can resolve.
+    items = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    pairs = (str(item).lstrip("+~").split("=", 1) for item in items)
     return {pair[0]: pair[1] for pair in pairs if len(pair) == 2}
 
 
@@ -102,15 +108,16 @@ def test_metrics(run_dir: Path) -> dict[str, float]:
 
 def run_metrics(run_dir: Path, optimized_metric: str | None) -> dict[str, float]:
     """The run's test metrics and, when its logs hold it, the last value of its `optimized_metric` (what a
-    sweeper was given), first; nothing for a run that was never tested."""
+    sweeper was given: for a search, which tests no run, all there is)."""
     metrics = test_metrics(run_dir)
-    if not metrics or not optimized_metric or optimized_metric in metrics:
+    if not optimized_metric or optimized_metric in metrics:
         return metrics
     return {**logged_metrics(run_dir, lambda name: name == optimized_metric), **metrics}
 
 
 def find_seed_runs(sweep_dir: str | Path) -> list[SeedRun]:
-    """Every run under `sweep_dir` that was tested, named by its group, in group, seed then fold order."""
+    """Every run under `sweep_dir` that was tested or logged its optimized metric, named by its group, in group,
+    seed then fold order."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(f"Sweep folder '{sweep_dir}' does not exist: pass a logs/train/multiruns/<...> folder.")
@@ -120,10 +127,11 @@ def find_seed_runs(sweep_dir: str | Path) -> list[SeedRun]:
     tested = [(run_dir, metrics) for run_dir, metrics in tested if metrics]
     if not tested:
         raise FileNotFoundError(
-            f"No run under '{sweep_dir}' logged test metrics: let the runs reach testing (test=true)."
+            f"No run under '{sweep_dir}' logged test metrics or its optimized_metric: let the runs reach testing "
+            "(test=true)."
         )
     overrides = [run_overrides(run_dir) for run_dir, _ in tested]
-    names = run_names(overrides, ignore=[SEED_KEY, FOLD_KEY])
+    names = run_names(overrides, ignore=[SEED_KEY, FOLD_KEY, TRIAL_KEY])
     runs = [
         # When only the seed or the fold varies, every run is in one group, named after the experiment (or the sweep).
         SeedRun(

@@ -16,7 +16,16 @@ from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from litlab.reports.seeds import FOLD_KEY, SEED_KEY, format_mean_std, mean_std, replicates, run_names, run_overrides
+from litlab.reports.seeds import (
+    FOLD_KEY,
+    SEED_KEY,
+    TRIAL_KEY,
+    format_mean_std,
+    mean_std,
+    replicates,
+    run_names,
+    run_overrides,
+)
 
 COLUMNS = (
     ("model", None),
@@ -49,7 +58,7 @@ def load_runs(sweep_dir: str | Path) -> list[dict[str, Any]]:
             f"No run under '{sweep_dir}' wrote a results.json: train with callbacks=study (the study experiments "
             "do) or add callbacks.run_results, and let the runs reach testing."
         )
-    names = run_names([run_overrides(run_dir) for run_dir in run_dirs], ignore=[SEED_KEY, FOLD_KEY])
+    names = run_names([run_overrides(run_dir) for run_dir in run_dirs], ignore=[SEED_KEY, FOLD_KEY, TRIAL_KEY])
     runs = []
     for run_dir, name in zip(run_dirs, names, strict=True):
         results = json.loads((run_dir / "results.json").read_text())
