@@ -6,9 +6,9 @@ runs that differ only by their seed or fold share a row (mean ± standard deviat
 several seeds (`python train.py -m experiment=X seed=1,2,3`), also writes seeds.md: every test metric (and
 the optimized metric) as mean, standard deviation and each seed's value, for any model; for the folds of a
 k-fold cross-validation (`data.folds=5 'data.fold=range(0,5)'`), the same table as folds.md. Without an
-argument it reports the newest folder of logs/train/multiruns. `--page NAME` also writes the seed or fold
-table to docs/results/NAME.md with the sweep's command, stamped with this command, the commit, the date and
-the machine. A command line over `litlab.reports.study` and `litlab.reports.seeds`.
+argument it reports the newest folder of logs/train/multiruns. `--results-page NAME` also writes the seed or
+fold table to docs/results/NAME.md with the sweep's command, stamped with this command, the commit, the date
+and the machine. A command line over `litlab.reports.study` and `litlab.reports.seeds`.
 """
 
 import argparse
@@ -55,11 +55,11 @@ def _stamp() -> str:
     return f"- Command: `{command}`\n- Commit: `{commit}`{dirty}\n- Date: {date}\n- Machine: {machine}"
 
 
-def write_page(name: str, kind: str, sweep_dir: Path, table: str) -> Path:
+def write_page(name: str, title: str, kind: str, sweep_dir: Path, table: str) -> Path:
     """docs/results/<name>.md: the sweep's command, the table, and the stamp of this report."""
     command = sweep_command(sweep_dir)
     sweep = f"The sweep: `{command}`." if command else f"The sweep in {sweep_dir}."
-    body = [f"# {kind.capitalize()} of {sweep_dir.name}", sweep, PAGE_INTRO[kind], table.strip()]
+    body = [f"# {title}", sweep, f"## Every {kind[:-1]}", PAGE_INTRO[kind], table.strip()]
     path = ROOT_DIR / "docs" / "results" / f"{name}.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n\n".join([*body, "## How this page was made", _stamp()]) + "\n")
@@ -69,7 +69,8 @@ def write_page(name: str, kind: str, sweep_dir: Path, table: str) -> Path:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", nargs="?", type=Path, help="the multirun folder (default: the newest one)")
-    parser.add_argument("--page", help="also write the seed or fold table to docs/results/PAGE.md")
+    parser.add_argument("--results-page", help="also write the seed or fold table to docs/results/<this name>.md")
+    parser.add_argument("--title", help="the results page's title (default: the folder's name)")
     args = parser.parse_args(argv)
     sweep_dir = args.sweep_dir
     if sweep_dir is None:
@@ -91,9 +92,10 @@ def main(argv: list[str] | None = None) -> None:
         table = seed_table(seed_runs)
         (sweep_dir / f"{kind}.md").write_text(table)
         print(f"\n{table}\n{kind}: {sweep_dir / f'{kind}.md'}")
-        if args.page:
-            print(f"page: {write_page(args.page, kind, sweep_dir, table)}")
-    elif args.page:
+        if args.results_page:
+            path = write_page(args.results_page, args.title or sweep_dir.name, kind, sweep_dir, table)
+            print(f"results page: {path}")
+    elif args.results_page:
         parser.exit(1, f"No group of runs under '{sweep_dir}' holds several seeds or folds: no page written.\n")
 
 

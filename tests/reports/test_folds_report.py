@@ -56,9 +56,10 @@ def test_fold_sweep_reports_mean_and_deviation_over_folds(tmp_path, monkeypatch,
 
     repo = tmp_path / "repo"
     monkeypatch.setattr(report_script, "ROOT_DIR", repo)
-    monkeypatch.setattr(sys, "argv", [str(repo / "scripts" / "report.py"), str(tmp_path), "--page", "kfold"])
+    args = [str(tmp_path), "--results-page", "kfold", "--title", "Three folds"]
+    monkeypatch.setattr(sys, "argv", [str(repo / "scripts" / "report.py"), *args])
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    report_script.main([str(tmp_path), "--page", "kfold"])
+    report_script.main(args)
     out = capsys.readouterr().out
     table = (tmp_path / "folds.md").read_text()
     assert table in out and f"folds: {tmp_path / 'folds.md'}" in out
@@ -77,12 +78,14 @@ def test_fold_sweep_reports_mean_and_deviation_over_folds(tmp_path, monkeypatch,
 
     # The page for docs/results: the sweep's own command, the table, and what made the page.
     page = (repo / "docs" / "results" / "kfold.md").read_text()
-    assert f"page: {repo / 'docs' / 'results' / 'kfold.md'}" in out
+    assert f"results page: {repo / 'docs' / 'results' / 'kfold.md'}" in out
+    assert page.startswith("# Three folds\n") and "## Every fold\n" in page
     assert "python train.py -m " in page and "data.folds=3 'data.fold=range(0,3)'" in page
     assert f"hydra.sweep.dir={tmp_path}" in page and "hydra.mode" not in page
     assert table.strip() in page
     stamp = page.split("## How this page was made", 1)[1]
-    assert f"- Command: `OMP_NUM_THREADS=1 python scripts/report.py {tmp_path} --page kfold`" in stamp
+    command = f"OMP_NUM_THREADS=1 python scripts/report.py {tmp_path} --results-page kfold --title 'Three folds'"
+    assert f"- Command: `{command}`" in stamp
     assert "- Commit: " in stamp and "- Date: 20" in stamp
     assert f"cores, torch {torch.__version__}" in stamp
 
