@@ -105,11 +105,11 @@ def test_the_record_holds_what_predicting_needs_as_plain_values(classifier_ckpt,
 
 def test_a_litlab_name_that_is_not_a_lightning_module_is_refused(tmp_path, classifier_ckpt):
     content = torch.load(classifier_ckpt, weights_only=True)
-    content["litlab"]["module"] = "litlab.checkpoints.load.Checkpoint"
+    content["litlab"]["module"] = "litlab.checkpoints.load.CheckpointFile"
     path = tmp_path / "odd.ckpt"
     torch.save(content, path)
     with pytest.raises(
-        CheckpointError, match="names litlab.checkpoints.load.Checkpoint, which is not a LightningModule"
+        CheckpointError, match="names litlab.checkpoints.load.CheckpointFile, which is not a LightningModule"
     ):
         CheckpointFile.open(path).module()
     os.remove(path)
