@@ -14,11 +14,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from litlab import ROOT_DIR
-from litlab.callbacks import EMAWeightAveraging
+from litlab.callbacks import EMAWeights
 from litlab.data import DigitsDataModule
 from litlab.eval import evaluate
 from litlab.export import export, run_exported
-from litlab.models.base import build_net
+from litlab.models.nets.build import build_net
 from litlab.predict import predict
 from litlab.train import train
 from tests.helpers.config import TEST_OVERRIDES, eval_config, export_config, predict_config, train_config
@@ -84,7 +84,7 @@ def test_validation_checkpoints_and_test_use_the_hand_computed_average(tmp_path)
     # The averaging callback after the recorder and before the checkpoints, as in `callbacks=ema`.
     trainer = L.Trainer(
         max_epochs=2,
-        callbacks=[EMAWeightAveraging(decay=DECAY), raw, checkpoint],
+        callbacks=[EMAWeights(decay=DECAY), raw, checkpoint],
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -137,7 +137,7 @@ def test_train_eval_predict_and_export_use_the_averaged_weights(tmp_path):
         "callbacks.rich_progress_bar=null",
     ]
     metrics, objects = train(train_config(overrides, tmp_path / "train"))
-    assert any(isinstance(c, EMAWeightAveraging) for c in objects["trainer"].callbacks)
+    assert any(isinstance(c, EMAWeights) for c in objects["trainer"].callbacks)
     best = Path(objects["trainer"].checkpoint_callback.best_model_path)
     nets = _nets(best)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from litlab.data import InMemoryImageDataModule, MNISTDataModule
-from litlab.utils.pixels import PixelConvention
+from litlab.data.pixels import PixelConvention
 
 # Classes of unequal sizes (class c has 10 + 4c images), so that stratification shows in every fold.
 SIZES = [10 + 4 * c for c in range(10)]

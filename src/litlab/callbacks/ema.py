@@ -3,11 +3,11 @@
 from typing import Any
 
 from lightning import LightningModule, Trainer
-from lightning.pytorch.callbacks import EMAWeightAveraging as LightningEMAWeightAveraging
+from lightning.pytorch.callbacks import EMAWeightAveraging
 from lightning.pytorch.trainer.states import TrainerFn
 
 
-class EMAWeightAveraging(LightningEMAWeightAveraging):
+class EMAWeights(EMAWeightAveraging):
     """Keeps an exponential moving average of the weights (and buffers) after each optimizer step:
     `ema = decay * ema + (1 - decay) * weights`, starting from the weights after the first step.
 
