@@ -27,8 +27,8 @@ class EMAWeights(EMAWeightAveraging):
     Args:
         decay: the weight of the average against the newest weights at each update.
         update_every_n_steps: update after every n-th optimizer step.
-        update_starting_at_step: the first optimizer step (from 0) that updates the average; before it the
-            average follows nothing and holds the weights of the first update.
+        update_starting_at_step: the first optimizer step (from 0) that updates the average (None: the first);
+            until then the average holds the weights the run started with, and validation evaluates those.
         device: where the average lives (None: with the model; "cpu" saves accelerator memory).
         use_buffers: average the buffers too (batch norm statistics); False keeps the current ones.
     """

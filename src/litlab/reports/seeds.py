@@ -98,21 +98,20 @@ def logged_metrics(run_dir: Path, keep: Callable[[str], bool]) -> dict[str, floa
     return metrics
 
 
-def test_metrics(run_dir: Path) -> dict[str, float]:
-    """The run's final test metrics: from results.json, else from its TensorBoard events or CSV logs."""
+def run_metrics(run_dir: Path, optimized_metric: str | None = None) -> dict[str, float]:
+    """The run's final test metrics (from results.json, else from its TensorBoard events or CSV logs) and the
+    last logged value of its `optimized_metric`, what a sweeper was given (for a search, which tests no run,
+    all there is)."""
     results = run_dir / "results.json"
+    metrics = {}
     if results.is_file():
-        return {k: float(v) for k, v in json.loads(results.read_text()).get("metrics", {}).items()}
-    return logged_metrics(run_dir, lambda name: name.startswith("test/"))
+        metrics = {k: float(v) for k, v in json.loads(results.read_text()).get("metrics", {}).items()}
+    logged_tests = not results.is_file()
 
+    def wanted(name: str) -> bool:
+        return name not in metrics and (name == optimized_metric or (logged_tests and name.startswith("test/")))
 
-def run_metrics(run_dir: Path, optimized_metric: str | None) -> dict[str, float]:
-    """The run's test metrics and, when its logs hold it, the last value of its `optimized_metric` (what a
-    sweeper was given: for a search, which tests no run, all there is)."""
-    metrics = test_metrics(run_dir)
-    if not optimized_metric or optimized_metric in metrics:
-        return metrics
-    return {**logged_metrics(run_dir, lambda name: name == optimized_metric), **metrics}
+    return {**metrics, **logged_metrics(run_dir, wanted)}
 
 
 def find_seed_runs(sweep_dir: str | Path) -> list[SeedRun]:
