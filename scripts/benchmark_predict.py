@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 from torchvision.io import write_png
 
+from litlab.checkpoints.load import CheckpointFile
 from litlab.reports.results_page import markdown_table, write_results_page
-from litlab.utils.checkpoint import Checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--results-page", help="also write the table to docs/results/<this name>.md")
     args = parser.parse_args()
 
-    checkpoint = Checkpoint.open(args.ckpt)
+    checkpoint = CheckpointFile.open(args.ckpt)
     datamodule = checkpoint.datamodule()
     if args.data_dir:
         datamodule.hparams.data_dir = args.data_dir

@@ -20,7 +20,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from litlab.utils.checkpoint_io import AtomicCheckpointIO
+from litlab.checkpoints.atomic import AtomicCheckpointIO
 from tests.helpers.config import train_config
 
 # The writer: the kernel kills it (SIGXFSZ) as it writes byte `limit` (read from stdin) of any file.

@@ -1,6 +1,6 @@
 """The text pipeline (litlab.data.text) on small corpora and fixed tensors: what each knob and default does.
 
-Kept apart from tests/test_word2vec.py (the model): these tests import nothing but the data side, so the mutation
+Kept apart from tests/models/test_word2vec.py (the model): these tests import nothing but the data side, so the mutation
 run of data/text.py (mutation/config.toml) stays short.
 """
 

@@ -36,11 +36,11 @@ from litlab.search.storage import (
     Liveness,
     build_storage,
     counts,
-    describe,
     fail_stale_trials,
     heartbeat,
     mask_url,
     open_study,
+    storage_label,
     study_and_trial_ids,
 )
 from tests.helpers.optuna_worker import open_storage
@@ -186,12 +186,12 @@ def test_passwords_are_masked_in_every_url_of_a_text():
 
 
 def test_a_storage_setting_is_described_without_its_secret():
-    assert describe(None) == f"a journal file ({JOURNAL_NAME}) in the sweep folder"
-    assert describe({"_target_": "optuna.storages.JournalStorage", "log_storage": {}}) == (
+    assert storage_label(None) == f"a journal file ({JOURNAL_NAME}) in the sweep folder"
+    assert storage_label({"_target_": "optuna.storages.JournalStorage", "log_storage": {}}) == (
         "optuna.storages.JournalStorage"
     )
-    assert describe({"url": "sqlite:///x.db"}) == "a storage mapping"
-    assert describe("postgresql://litlab:s3cret@db/optuna") == "postgresql://litlab:***@db/optuna"
+    assert storage_label({"url": "sqlite:///x.db"}) == "a storage mapping"
+    assert storage_label("postgresql://litlab:s3cret@db/optuna") == "postgresql://litlab:***@db/optuna"
 
 
 def test_liveness_defaults_are_the_sweepers_and_the_grace_is_two_beats_unless_given():

@@ -5,8 +5,8 @@ import math
 
 import pytest
 
+from litlab.loggers import wandb_account_configured
 from litlab.train import train
-from litlab.utils.loggers import wandb_account_configured
 from tests.helpers.config import train_config
 from tests.helpers.wandb_records import history_and_config
 

@@ -28,9 +28,9 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 from sqlalchemy.exc import SQLAlchemyError
 
-from litlab.search import spaces
+from litlab.search import conditional
 from litlab.search import worker as worker_module
-from litlab.search.space import format_override, grid_choices, parse_search_space
+from litlab.search.params import format_override, grid_choices, parse_search_space
 from litlab.search.storage import (
     FAIL_REASON,
     HEARTBEAT_ATTR,
@@ -528,7 +528,7 @@ def test_worker_overrides_give_the_trial_its_parameters_callback_and_folder():
 
 @pytest.fixture
 def space_functions(monkeypatch):
-    """Two custom search spaces in litlab.search.spaces (the whitelisted module): one returning overrides, one
+    """Two custom search spaces in litlab.search.conditional (the whitelisted module): one returning overrides, one
     suggesting parameters that are config keys themselves."""
 
     def layers(config, trial, width=8):
@@ -538,15 +538,15 @@ def space_functions(monkeypatch):
     def suggest_y(config, trial):
         trial.suggest_float("y", 0.0, 1.0)
 
-    monkeypatch.setattr(spaces, "layers", layers, raising=False)
-    monkeypatch.setattr(spaces, "suggest_y", suggest_y, raising=False)
+    monkeypatch.setattr(conditional, "layers", layers, raising=False)
+    monkeypatch.setattr(conditional, "suggest_y", suggest_y, raising=False)
     # the whitelist checks where a function was defined: these were, in this file
     monkeypatch.setattr(worker_module, "SPACE_WHITELIST", (*worker_module.SPACE_WHITELIST, f"{__name__}.*"))
 
 
 def test_worker_overrides_from_a_custom_search_space(space_functions):
     worker = bare_worker(
-        custom_search_space="litlab.search.spaces.layers",
+        custom_search_space="litlab.search.conditional.layers",
         custom_search_space_kwargs={"width": 4},
         hydra_text={"layers"},  # the space's value replaces a choice over lists: written as a value, not as text
     )
@@ -556,7 +556,7 @@ def test_worker_overrides_from_a_custom_search_space(space_functions):
     # the space's own parameters stay in the trial; its overrides reach the run
     assert worker._overrides(trial)[:3] == ["x=0.5", "mode='ok'", "layers=[4,4]"]
     assert trial.params["depth"] == 2
-    worker.plan.custom_search_space, worker.plan.custom_search_space_kwargs = "litlab.search.spaces.suggest_y", {}
+    worker.plan.custom_search_space, worker.plan.custom_search_space_kwargs = "litlab.search.conditional.suggest_y", {}
     study.enqueue_trial({"x": 0.5, "mode": "ok", "y": 0.125})
     trial = study.ask(SPACE)
     assert worker._overrides(trial)[:3] == ["x=0.5", "mode='ok'", "y=0.125"]
@@ -888,11 +888,11 @@ def test_worker_a_trial_whose_config_cannot_be_composed_fails_alone(tiny, space_
     def space(config, trial):
         return {"no_such_key": 1} if trial.params["mode"] == "raise" else {}
 
-    monkeypatch.setattr(spaces, "broken", space, raising=False)
+    monkeypatch.setattr(conditional, "broken", space, raising=False)
     study = tiny.study()
     for x, mode in [(0.2, "ok"), (0.9, "raise"), (0.3, "ok")]:
         study.enqueue_trial({"x": x, "mode": mode})
-    ran = tiny.run(tiny.worker(n_trials=3, custom_search_space="litlab.search.spaces.broken"))
+    ran = tiny.run(tiny.worker(n_trials=3, custom_search_space="litlab.search.conditional.broken"))
     assert ran == {"COMPLETE": 2, "PRUNED": 0, "FAIL": 1}
     trials = study.get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
@@ -903,10 +903,10 @@ def test_worker_a_trial_whose_config_cannot_be_composed_fails_alone(tiny, space_
 def test_worker_custom_search_space_reaches_the_run(tiny, space_functions):
     study = tiny.study()
     study.enqueue_trial({"x": 0.2, "mode": "ok", "depth": 3})
-    tiny.run(tiny.worker(n_trials=1, custom_search_space="litlab.search.spaces.layers"))
+    tiny.run(tiny.worker(n_trials=1, custom_search_space="litlab.search.conditional.layers"))
     assert tiny.seen[0]["layers"] == [8, 8, 8] and study.trials[0].params["depth"] == 3
     study.enqueue_trial({"x": 0.2, "mode": "ok", "y": 0.75})
-    tiny.run(tiny.worker(n_trials=2, custom_search_space="litlab.search.spaces.suggest_y"))
+    tiny.run(tiny.worker(n_trials=2, custom_search_space="litlab.search.conditional.suggest_y"))
     assert tiny.seen[1]["y"] == 0.75
     assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "COMPLETE"]
 

@@ -1,5 +1,8 @@
 """The pixel convention of image batches: how the floats a model sees relate to the stored 8-bit pixels.
 
+Every normalisation of litlab happens through it: the datamodules turn uint8 batches into model inputs on the
+device (`uint8_affine`), predict and export standardise [0, 1] images as training did (`standardise`).
+
 A datamodule declares its convention (`pixels`); every LitlabModule checkpoint records it; whatever has to
 undo it (the GANs' Tanh range, the judge classifier, ResNet's ImageNet re-normalisation, Grad-CAM grids,
 prediction overlays) reads it from there instead of knowing which datamodule produced the batch.
@@ -9,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from hydra.utils import get_class
 from torch import Tensor
 
@@ -43,6 +47,12 @@ class PixelConvention:
         """Batches (N, C, ...) in [0, 1] to this convention."""
         return (images - self._channels(self.mean, images)) / self._channels(self.std, images)
 
+    def uint8_affine(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        """(scale, shift) with x = p * scale + shift for 8-bit pixels p: the convention as one multiply-add."""
+        mean = torch.tensor(self.mean, device=device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=device).view(1, -1, 1, 1)
+        return 1.0 / (255.0 * std), -mean / std
+
     def convert(self, images: Tensor, to: "PixelConvention") -> Tensor:
         """Batches in this convention to the convention `to`."""
         return images if to == self else to.from_unit(self.to_unit(images))
@@ -73,3 +83,8 @@ def checkpoint_pixels(checkpoint: Mapping[str, Any]) -> PixelConvention | None:
     if not name.startswith("litlab."):
         return None
     return getattr(get_class(name), "pixels", None)
+
+
+def standardise(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """Pixels in [0, 1] standardised with the training data's statistics (one value per channel, or one for all)."""
+    return PixelConvention(tuple(mean), tuple(std)).from_unit(images)

@@ -19,8 +19,9 @@ from litlab import ROOT_DIR
 from litlab.callbacks import DropBlockSchedule
 from litlab.data import MNISTDataModule
 from litlab.models import ImageClassifier
-from litlab.models.base import build_net, plain
+from litlab.models.base import plain
 from litlab.models.nets import CNN
+from litlab.models.nets.build import build_net
 from litlab.reports.study import load_runs
 from litlab.train import train
 from tests.helpers.config import train_config

@@ -11,7 +11,7 @@ from litlab.data import (
 )
 from litlab.data.augment import random_crop, random_hflip
 from litlab.data.base import InMemoryImageDataModule, TensorBatchDataset, TensorBatchSampler, require_positive_ints
-from litlab.utils.pixels import PixelConvention
+from litlab.data.pixels import PixelConvention
 
 
 def test_mnist_reads_idx_files(mnist_root):

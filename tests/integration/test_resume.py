@@ -12,9 +12,9 @@ import torch
 from omegaconf import OmegaConf
 
 from litlab import ROOT_DIR
+from litlab.checkpoints.load import CheckpointError
+from litlab.checkpoints.resume import find_last_checkpoint, run_dir_of
 from litlab.train import train
-from litlab.utils.checkpoint import CheckpointError
-from litlab.utils.resume import find_last_checkpoint, run_dir_of
 from tests.helpers.config import TEST_OVERRIDES, train_config
 
 # Deterministic, a checkpoint (and so last.ckpt) after every epoch, small batches so that an epoch lasts long

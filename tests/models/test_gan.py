@@ -12,17 +12,17 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch.utils.data import DataLoader
 from torchvision.io import write_png
 
+from litlab.checkpoints.load import CheckpointError
 from litlab.data import DigitsMNISTDataModule, ImageFolderUnpairedDataModule, MNISTDataModule
 from litlab.data.base import DatasetNotFoundError
+from litlab.data.pixels import TANH
 from litlab.eval import evaluate
+from litlab.figures import image_grid
 from litlab.models import ConditionalGAN, CycleGAN
 from litlab.models.cyclegan import ImagePool, discriminator_loss, generator_loss, linear_decay
 from litlab.models.gan_eval import ClassifierJudge, GenerationMetrics, load_judge
 from litlab.models.nets import CNN, ConditionalDiscriminator, ConditionalGenerator, PatchDiscriminator, ResnetGenerator
 from litlab.train import train
-from litlab.utils.checkpoint import CheckpointError
-from litlab.utils.figures import image_grid
-from litlab.utils.pixels import TANH
 from tests.helpers.checkpoints import tiny_cgan, tiny_cyclegan
 from tests.helpers.config import eval_config, train_config
 

@@ -11,9 +11,9 @@ from litlab.data import (
     ImageFolderUnpairedDataModule,
     MNISTDataModule,
 )
+from litlab.data.pixels import TANH, UNIT, PixelConvention, checkpoint_pixels
 from litlab.models import ConditionalGAN, ImageClassifier
 from litlab.models.gan_eval import load_judge
-from litlab.utils.pixels import TANH, UNIT, PixelConvention, checkpoint_pixels
 
 QUIET = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False, "enable_model_summary": False}
 

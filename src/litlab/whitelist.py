@@ -17,8 +17,10 @@ EXECUTION_WHITELIST: tuple[str, ...] = (
     "litlab.models.*",
     "litlab.callbacks.*",
     "litlab.speed.NoProfiler",
-    "litlab.utils.loggers.*",
-    "litlab.utils.checkpoint_io.*",
+    "litlab.loggers.*",
+    # exact names: the rest of litlab.checkpoints reads files, which configs must not reach
+    "litlab.checkpoints.AtomicCheckpointIO",
+    "litlab.checkpoints.LastEveryEpochCheckpoint",
     "lightning.pytorch.Trainer",
     "lightning.pytorch.trainer.Trainer",
     "lightning.pytorch.trainer.trainer.Trainer",

@@ -4,13 +4,13 @@ import pytest
 import torch
 from lightning import Callback, Trainer
 
+from litlab.checkpoints.load import CheckpointError
 from litlab.data import MNISTDataModule
 from litlab.eval import evaluate
 from litlab.models import DistillationModule
-from litlab.models.base import build_net
 from litlab.models.distillation import kd_loss
+from litlab.models.nets.build import build_net
 from litlab.train import train
-from litlab.utils.checkpoint import CheckpointError
 from tests.helpers.config import eval_config, train_config
 
 STUDENT = {"_target_": "litlab.models.nets.CNN", "in_channels": 1, "image_size": 28, "conv_channels": [8]}

@@ -1,10 +1,10 @@
 """Lightning's ModelCheckpoint with a `last.ckpt` that follows every epoch."""
 
 from lightning import LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 
-class ModelCheckpoint(LightningModelCheckpoint):
+class LastEveryEpochCheckpoint(ModelCheckpoint):
     """Saves the top-k checkpoints as Lightning does, and `last.ckpt` at every epoch (with `save_last`).
 
     Lightning 2.6 rewrites `last.ckpt` only when a top-k checkpoint was saved at the same step, so after

@@ -23,10 +23,10 @@ from hydra_plugins.litlab_optuna_sweeper import sweeper as sweeper_module
 from hydra_plugins.litlab_optuna_sweeper.config import LitlabOptunaSweeperConf
 from hydra_plugins.litlab_optuna_sweeper.sweeper import BASIC_LAUNCHER, LitlabOptunaSweeper, installed, launcher_package
 from litlab.callbacks.optuna_trial import OptunaTrialCallback
+from litlab.search.conditional import cnn_layers
 from litlab.search.directions import StudyDirectionError, check_directions
 from litlab.search.errors import SweepError
-from litlab.search.space import format_override, grid_choices, parse_search_space, quote
-from litlab.search.spaces import cnn_layers
+from litlab.search.params import format_override, grid_choices, parse_search_space, quote
 from litlab.search.storage import Liveness, build_storage, open_study
 from litlab.search.worker import Pruned, SweepPlan, TooManyFailures, tell, trial_outcome
 from tests.helpers.config import TEST_OVERRIDES
@@ -570,7 +570,7 @@ def test_sweeper_gives_its_workers_the_plan(tmp_path, monkeypatch, caplog):
         grace_period=12,
         retry_failed=2,
         threads_per_worker=3,
-        custom_search_space="litlab.search.spaces.cnn_layers",
+        custom_search_space="litlab.search.conditional.cnn_layers",
         custom_search_space_kwargs=OmegaConf.create({"max_filters": 8}),
         params=OmegaConf.create({"model.optimizer.lr": "interval(0.001, 0.1)", "data.batch_size": 32}),
     )
@@ -601,7 +601,7 @@ def test_sweeper_gives_its_workers_the_plan(tmp_path, monkeypatch, caplog):
         n_workers=2,
         threads_per_worker=3,
         grid=None,
-        custom_search_space="litlab.search.spaces.cnn_layers",
+        custom_search_space="litlab.search.conditional.cnn_layers",
         custom_search_space_kwargs={"max_filters": 8},
     )
     assert sweeper.launcher.launched == [
@@ -1078,7 +1078,7 @@ def test_journal_storage_is_built_from_its_config(tmp_path):
 
 
 def test_the_shipped_mnist_search_runs_its_conditional_space(tmp_path, monkeypatch, mnist_root):
-    # hparams_search=mnist_cnn as the README runs it: its custom space (litlab.search.spaces.cnn_layers) must
+    # hparams_search=mnist_cnn as the README runs it: its custom space (litlab.search.conditional.cnn_layers) must
     # reach the trials through the sweeper's workers, past the execution whitelist.
     run_sweep(
         [

@@ -18,7 +18,7 @@ from litlab.models.optim import (
     configure,
     warmup_length,
 )
-from litlab.utils.whitelist import EXECUTION_WHITELIST
+from litlab.whitelist import EXECUTION_WHITELIST
 from tests.helpers.config import train_config
 
 

@@ -5,7 +5,8 @@ import torch
 import torchvision
 from torch import nn
 
-from litlab.models.nets.resnet import ResNet, WeightsNotFoundError, pin_weights
+from litlab.checkpoints.record import offline_net_spec
+from litlab.models.nets.resnet import ResNet, WeightsNotFoundError
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ def test_bad_weights_are_refused_clearly(tmp_path):
 def test_pinned_spec_rebuilds_the_same_network_without_the_weights(resnet18_file):
     path, _ = resnet18_file
     spec = {"_target_": "litlab.models.nets.ResNet", "arch": "resnet18", "weights": str(path), "resolution": 64}
-    pinned = pin_weights(spec)
+    pinned = offline_net_spec(spec)
     assert pinned == {**spec, "weights": None, "stem": "imagenet", "imagenet_input": True}
     rebuilt = ResNet(**{k: v for k, v in pinned.items() if k != "_target_"})
     assert rebuilt.model.conv1.kernel_size == (7, 7) and rebuilt.imagenet_input and not rebuilt.pretrained

@@ -1,15 +1,17 @@
 """The one place that reads litlab checkpoints: safely, with the trust check once, and errors a user can act on.
 
 Every consumer (eval.py, predict.py, export.py, the GAN judge, the distillation teacher) opens a checkpoint
-with `Checkpoint.open` and rebuilds what it needs from it: the LightningModule, the datamodule, the bare
+with `CheckpointFile.open` and rebuilds what it needs from it: the LightningModule, the datamodule, the bare
 network, or the plain description of the data that predicting needs. Checkpoints are read with
 `weights_only=True` (no pickled code runs), and only litlab's own classes are rebuilt from the names inside
 them, since a checkpoint may come from anywhere.
 
-The writing side, `litlab_record`, is what `LitlabModule.on_save_checkpoint` stores under `checkpoint["litlab"]`.
+The writing side, `litlab.checkpoints.record.litlab_record`, is what `LitlabModule.on_save_checkpoint` stores
+under `checkpoint["litlab"]`.
 """
 
 import fnmatch
+import inspect
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,12 +19,13 @@ from typing import Any
 
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import get_class
+from hydra.utils import get_class, instantiate
 from lightning import LightningDataModule, LightningModule
 from torch import nn
 
-from litlab.utils.pixels import PixelConvention, checkpoint_pixels
-from litlab.utils.whitelist import NET_WHITELIST
+from litlab.checkpoints.record import offline_net_spec
+from litlab.data.pixels import PixelConvention, checkpoint_pixels
+from litlab.whitelist import NET_WHITELIST
 
 # What each option that takes a checkpoint should be given: the end of every error sentence about it.
 HINTS = {
@@ -44,7 +47,15 @@ def _first_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
-class Checkpoint:
+def _accepted(cls: type, hparams: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The saved hyperparameters that `cls` takes, as Lightning's `load_from_checkpoint` passes them."""
+    parameters = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return dict(hparams or {})
+    return {name: value for name, value in (hparams or {}).items() if name in parameters}
+
+
+class CheckpointFile:
     """A litlab checkpoint read with `weights_only=True`, and what can be rebuilt from it.
 
     Args:
@@ -57,14 +68,18 @@ class Checkpoint:
         self.record: dict[str, Any] = content.get("litlab") or {}
 
     @classmethod
-    def open(cls, path: str | Path, option: str = "ckpt_path") -> "Checkpoint":
-        """Reads the checkpoint at `path`, or raises a CheckpointError that says what is wrong and what to pass."""
+    def open(cls, path: str | Path, option: str = "ckpt_path", mmap: bool = False) -> "CheckpointFile":
+        """Reads the checkpoint at `path`, or raises a CheckpointError that says what is wrong and what to pass.
+
+        Everything rebuilt from it comes from what this one read holds. `mmap=True` maps the tensors instead of
+        reading them: for checking a checkpoint that Lightning reads again to resume from.
+        """
         path = Path(path).expanduser()
         reader = cls(path, option, {})
         if not path.is_file():
             raise reader.error("does not exist")
         try:
-            content = torch.load(path, map_location="cpu", weights_only=True)
+            content = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
         except pickle.UnpicklingError as err:
             if "global" in str(err).lower():  # torch names the class or function it refused to unpickle
                 raise reader.error(
@@ -114,21 +129,32 @@ class Checkpoint:
         return str(self.record.get("module") or "?").rsplit(".", 1)[-1]
 
     def module(self) -> LightningModule:
-        """The LightningModule, rebuilt from the checkpoint's hyperparameters and weights (on the CPU)."""
+        """The LightningModule, rebuilt from the checkpoint's hyperparameters and weights (on the CPU).
+
+        Built from the content already read, as Lightning's `load_from_checkpoint` builds it (constructor
+        from the hyperparameters, `on_load_checkpoint`, then the weights), without reading the file again.
+        """
         module_cls = self.litlab_class("module", LightningModule)
         try:
-            return module_cls.load_from_checkpoint(self.path, map_location="cpu", weights_only=True)
+            module = module_cls(**_accepted(module_cls, self.content.get("hyper_parameters")))
+            module.on_load_checkpoint(self.content)
+            module.load_state_dict(self.content["state_dict"])
         # InstantiationException: the network the hyperparameters name is outside NET_WHITELIST.
         except (RuntimeError, TypeError, KeyError, ValueError, InstantiationException) as err:
             raise self.error(f"could not be rebuilt as {module_cls.__name__} ({_first_line(err)})") from None
+        return module
 
     def datamodule(self) -> LightningDataModule:
         """The datamodule the model was trained with, rebuilt from the data settings saved in the checkpoint."""
         datamodule_cls = self.litlab_class("datamodule", LightningDataModule)
         try:
-            return datamodule_cls.load_from_checkpoint(self.path, weights_only=True)
+            datamodule = datamodule_cls(**_accepted(datamodule_cls, self.content.get("datamodule_hyper_parameters")))
+            state = self.content.get(datamodule_cls.__qualname__)
+            if state:
+                datamodule.load_state_dict(state)
         except (RuntimeError, TypeError, KeyError, ValueError) as err:
             raise self.error(f"could not rebuild its {datamodule_cls.__name__} ({_first_line(err)})") from None
+        return datamodule
 
     def network(self) -> tuple[nn.Module, dict[str, Any]]:
         """The bare network of a classifier checkpoint (`hyper_parameters.net`) with its trained weights, and its spec.
@@ -136,9 +162,6 @@ class Checkpoint:
         No LightningModule is rebuilt, so the trust check is on the network class: litlab's or torchvision's
         (NET_WHITELIST). Pretrained-weight downloads are pinned off: the checkpoint holds the trained weights.
         """
-        from litlab.models.base import build_net
-        from litlab.models.nets.resnet import pin_weights
-
         spec = (self.content.get("hyper_parameters") or {}).get("net")
         if not isinstance(spec, Mapping):
             raise self.error(
@@ -147,22 +170,22 @@ class Checkpoint:
         target = str(spec.get("_target_"))
         if not any(fnmatch.fnmatchcase(target, pattern) for pattern in NET_WHITELIST):
             raise self.error(f"names the network {target!r}, not one of litlab's or torchvision's")
-        spec = pin_weights(spec)
+        spec = offline_net_spec(spec)
         state = {
             key.removeprefix("net.").replace("_orig_mod.", ""): value
             for key, value in self.content["state_dict"].items()
             if key.startswith("net.")
         }
         try:
-            net = build_net(spec)
+            net = instantiate(spec, _execution_whitelist_=NET_WHITELIST)
             net.load_state_dict(state)
-        except (RuntimeError, TypeError, KeyError, ValueError) as err:
+        except (RuntimeError, TypeError, KeyError, ValueError, InstantiationException) as err:
             raise self.error(f"holds weights that do not fit its network {target} ({_first_line(err)})") from None
         return net.eval(), spec
 
     @property
     def pixels(self) -> PixelConvention | None:
-        """The pixel convention of the training data (None for text); see `litlab.utils.pixels`."""
+        """The pixel convention of the training data (None for text); see `litlab.data.pixels`."""
         return checkpoint_pixels(self.content)
 
     @property
@@ -175,40 +198,3 @@ class Checkpoint:
         if pixels is not None:
             data.update(pixels.record())
         return data
-
-
-def data_record(datamodule: LightningDataModule | None) -> dict[str, Any] | None:
-    """What predicting from the checkpoint alone needs from the data, as plain values.
-
-    The pixel convention is not repeated here: `litlab_record` keeps it once, under "pixels".
-    """
-    if datamodule is None:
-        return None
-    hparams = getattr(datamodule, "hparams", {})
-    vocab = getattr(datamodule, "vocab", None)
-    if vocab is not None:
-        return {"lowercase": bool(hparams.get("lowercase", True))}
-    if hasattr(datamodule, "num_classes") and hasattr(datamodule, "dims"):
-        channels, height, width = (int(n) for n in datamodule.dims)
-        names = getattr(datamodule, "class_names", None) or [str(i) for i in range(datamodule.num_classes)]
-        return {
-            "channels": channels,
-            "image_size": [height, width],
-            "class_names": [str(name) for name in names],
-        }
-    if "crop_size" in hparams:
-        size = int(hparams["crop_size"])
-        return {"image_size": [size, size]}
-    return None
-
-
-def litlab_record(module: LightningModule, datamodule: LightningDataModule | None) -> dict[str, Any]:
-    """`checkpoint["litlab"]`: the classes that rebuild the run, the pixel convention of its data, and what
-    predicting needs from the data."""
-    pixels = getattr(module, "pixels", None)
-    return {
-        "module": f"{type(module).__module__}.{type(module).__qualname__}",
-        "datamodule": f"{type(datamodule).__module__}.{type(datamodule).__qualname__}" if datamodule else None,
-        "pixels": pixels.record() if pixels is not None else None,
-        "data": data_record(datamodule),
-    }

@@ -185,7 +185,7 @@ def test_config_cannot_load_a_pickle_through_the_whitelist(cli):
 
 
 def test_whitelist_refuses_the_bypass_family(tmp_path):
-    from litlab.utils.errors import describe  # imported here so that the other tests run on code without it
+    from litlab.utils.errors import explain  # imported here so that the other tests run on code without it
 
     marker = tmp_path / "pwned"
     evil = write_evil_checkpoint(tmp_path / "evil.ckpt", marker)
@@ -194,7 +194,7 @@ def test_whitelist_refuses_the_bypass_family(tmp_path):
         "litlab.models.ImageClassifier.load_from_checkpoint": [f"checkpoint_path={evil}", "weights_only=false"],
         "torch.load": [f"f={evil}", "weights_only=false"],
         "lightning.fabric.utilities.cloud_io._load": [f"path_or_url={evil}", "weights_only=false"],
-        "litlab.utils.checkpoint.torch.load": [f"f={evil}", "weights_only=false"],
+        "litlab.checkpoints.load.torch.load": [f"f={evil}", "weights_only=false"],
         "pickle.loads": [f"data={evil}"],
         "os.system": [f"_args_=['touch {marker}']"],
         "lightning.pytorch.callbacks.model_checkpoint.os.system": [f"_args_=['touch {marker}']"],
@@ -207,7 +207,7 @@ def test_whitelist_refuses_the_bypass_family(tmp_path):
         overrides = [f"+callbacks.x._target_={target}", *(f"+callbacks.x.{a}" for a in arguments)]
         with pytest.raises(Exception, match=rf"`{target}`|{target.rsplit('.', 1)[-1]}") as refused:
             train(train_config([*overrides, "trainer.fast_dev_run=true"], tmp_path / target))
-        assert "configs may not" in describe(refused.value), (target, describe(refused.value))
+        assert "configs may not" in explain(refused.value), (target, explain(refused.value))
         assert not marker.exists(), target
 
 

@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
 from litlab.models import ConditionalGAN, CycleGAN, ImageClassifier
-from litlab.models.base import build_net
 from litlab.models.nets import CNN, MLP
+from litlab.models.nets.build import build_net
 from litlab.models.optim import GAN_ADAM, build_optimizer, build_scheduler
 from litlab.train import train
 from tests.helpers.config import train_config

@@ -12,7 +12,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from litlab.utils.checkpoint import Checkpoint
+from litlab.checkpoints.load import CheckpointFile
 from litlab.utils.pylogger import RankedLogger
 
 log = RankedLogger(__name__)
@@ -54,7 +54,8 @@ def run_dir_of(ckpt_path: Path) -> Path:
 def _logged_step(ckpt_path: Path) -> int:
     """The step the run had logged up to when the checkpoint was written (Lightning logs per batch, not per
     optimizer step, so GANs with two optimizers log half their global step)."""
-    checkpoint = Checkpoint.open(ckpt_path).content  # a corrupt or foreign file gets its one sentence here
+    # a corrupt or foreign file gets its one sentence here; Lightning reads the tensors when it resumes
+    checkpoint = CheckpointFile.open(ckpt_path, mmap=True).content
     epoch_loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
     return int(epoch_loop.get("_batches_that_stepped", checkpoint.get("global_step", 0)))
 
@@ -77,15 +78,16 @@ def _continue_tensorboard(cfg: DictConfig, purge_step: int) -> None:
             logger_cfg.purge_step = purge_step
 
 
-def resolve_last_checkpoint(cfg: DictConfig) -> None:
+def resolve_last_checkpoint(cfg: DictConfig) -> bool:
     """Turns `ckpt_path=last` into the newest last checkpoint of this task and experiment, in place.
 
     The run's outputs (`paths.output_dir`: checkpoints, loggers, results) move to the resumed run's folder.
     Without such a checkpoint the run starts from scratch, as Lightning's own `ckpt_path="last"` does, so one
     command (an sbatch script that SLURM requeues, say) serves both the first start and every restart.
+    Returns whether it found one (and so has already checked that it reads).
     """
     if cfg.get("ckpt_path") != LAST:
-        return
+        return False
     experiment = HydraConfig.get().runtime.choices.get("experiment") if HydraConfig.initialized() else None
     ckpt_path = find_last_checkpoint(cfg.paths.log_dir, cfg.task_name, experiment)
     with open_dict(cfg):
@@ -95,9 +97,10 @@ def resolve_last_checkpoint(cfg: DictConfig) -> None:
                 f"{cfg.paths.log_dir}: starting a new run."
             )
             cfg.ckpt_path = None
-            return
+            return False
         run_dir = run_dir_of(ckpt_path)
         log.info(f"ckpt_path=last: resuming {ckpt_path}; the run continues in {run_dir}")
         cfg.ckpt_path = str(ckpt_path)
         cfg.paths.output_dir = str(run_dir)
     _continue_tensorboard(cfg, _logged_step(ckpt_path))
+    return True
