@@ -45,6 +45,8 @@ OPTIMIZER_KEYS = ("_target_", "_partial_", "decay_norm_bias")
 LIGHTNING_KEYS = ("interval", "frequency", "monitor", "strict", "name")
 WARMUP_KEYS = ("warmup_steps", "warmup_fraction")
 SCHEDULER_KEYS = ("_target_", "_partial_", *LIGHTNING_KEYS, *WARMUP_KEYS)
+# A mapping without _target_ is a constant rate, after a warm-up if any ("name: cosine" there is a mistake).
+CONSTANT_KEYS = ("_partial_", "interval", *WARMUP_KEYS)
 # Arguments that measure a whole schedule: filled with the run's length when the config leaves them unset.
 RUN_LENGTH = ("T_max", "total_steps", "total_iters")
 PEAK = "max_lr"
@@ -143,12 +145,12 @@ def _check_scheduler(spec: Mapping[str, Any], key: str) -> None:
     if cls is not None:
         _check_arguments(cls, spec, key, SCHEDULER_KEYS, (*RUN_LENGTH, PEAK))
     else:
-        unknown = sorted(set(spec) - set(SCHEDULER_KEYS))
+        unknown = sorted(set(spec) - set(CONSTANT_KEYS))
         if unknown:
             raise ValueError(
                 f"Unknown setting(s) {', '.join(f'{key}.{name}' for name in unknown)} of a schedule without "
                 f"_target_ (a constant rate): name a scheduler class with {key}._target_, or use only "
-                f"{', '.join(SCHEDULER_KEYS[2:])}."
+                f"{', '.join(CONSTANT_KEYS[1:])}."
             )
     own = {name: value for name, value in spec.items() if name not in _class_arguments(cls, spec, SCHEDULER_KEYS)}
     interval = own.get("interval", "epoch" if cls else "step")
