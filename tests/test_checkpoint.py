@@ -345,8 +345,14 @@ def first_key(content: dict) -> str:
             "could not be rebuilt as ImageClassifier (KeyError: 'pytorch-lightning_version')",
         ),
         (
-            lambda c: c["hyper_parameters"].update(optimizer={"name": "adamax2"}),
-            "could not be rebuilt as ImageClassifier (ValueError: Unknown optimizer (model.optimizer.name) 'adamax2'",
+            lambda c: c["hyper_parameters"].update(optimizer={"_target_": "torch.optim.Adamax2"}),
+            "could not be rebuilt as ImageClassifier (ValueError: model.optimizer._target_=torch.optim.Adamax2 names "
+            "no class that can be imported: fix the name, or install its package.)",
+        ),
+        (
+            lambda c: c["hyper_parameters"].update(scheduler={"_target_": "os.system", "command": "touch /tmp/x"}),
+            "could not be rebuilt as ImageClassifier (ValueError: model.scheduler._target_=os.system is outside the "
+            "packages configs and checkpoints may name",
         ),
         (
             lambda c: c["hyper_parameters"]["net"].update(_target_="os.system"),

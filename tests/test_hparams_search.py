@@ -234,7 +234,7 @@ def test_space_quote_writes_hydra_syntax():
     assert quote((1, 2)) == "[1,2]"
     assert quote({"a": "b"}) == "{a:'b'}"
     assert [quote(v) for v in (True, False, None, 3, 0.5)] == ["true", "false", "null", "3", "0.5"]
-    assert format_override("model.optimizer.name", "adam") == "model.optimizer.name='adam'"
+    assert format_override("model/optimizer", "adam") == "model/optimizer='adam'"
 
 
 def test_directions_agreeing_with_the_stored_study_pass():
@@ -786,7 +786,7 @@ DIRECTION_SEARCH = [
     "hparams_search=samplers_compare",
     "hydra/sweeper/sampler=grid",
     "model.optimizer.lr=choice(0.000001,0.003)",
-    "model.optimizer.name=adam",
+    "model/optimizer=adam",
     "model.net.dropout=0.0",
     "hydra.sweeper.timeout=null",
     "trainer.max_epochs=1",
@@ -833,7 +833,7 @@ def test_sweep_prunes_fails_crashes_goes_on_and_reports(tmp_path, monkeypatch):
             "hydra.sweeper.max_failure_rate=0.5",
             "hydra.sweeper.timeout=null",
             "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.3}",
-            "model.optimizer.name=adam",
+            "model/optimizer=adam",
             "trainer.max_epochs=2",
             "+trainer.limit_train_batches=10",
         ],

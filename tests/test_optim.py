@@ -453,7 +453,10 @@ def test_a_mapping_from_hydra_is_kept_as_a_plain_dict():
             {"_target_": "torch.optim.lr_scheduler.StepLR"},
             r"StepLR is not a subclass of torch.optim.optimizer.Optimizer",
         ),
-        ({"_target_": "torch.optim.swa_utils.get_ema_multi_avg_fn"}, r"is not a subclass of torch.optim.optimizer.Optimizer: name"),
+        (
+            {"_target_": "torch.optim.swa_utils.get_ema_multi_avg_fn"},
+            r"is not a subclass of torch.optim.optimizer.Optimizer: name",
+        ),
         (
             {"_target_": "torch.optim.NAdam", "nesterov": True},
             r"^torch.optim.NAdam takes no argument nesterov "
