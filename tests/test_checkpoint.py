@@ -293,7 +293,8 @@ def test_a_checkpoint_without_a_litlab_record_is_refused(tmp_path, one_step_ckpt
     [
         (
             "os.system",
-            "does not name a litlab LightningModule (found 'os.system'); litlab rebuilds only its own classes",
+            "does not name a litlab LightningModule (found 'os.system'); litlab rebuilds only its own classes and "
+            "those of TRUSTED_PACKAGES (litlab's whitelist module)",
         ),
         (
             "litlab.models.Renamed",
