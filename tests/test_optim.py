@@ -2,6 +2,7 @@
 warm-up, lengths from the trainer, Lightning's keys, and one sentence for each wrong setting."""
 
 import functools
+import inspect
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -609,3 +610,24 @@ def test_a_resumed_one_cycle_schedule_must_cover_the_run():
     with pytest.raises(ValueError, match="planned for 1 steps, but trainer.max_epochs=6 needs 2"):
         check_resumed_schedules(trainer(2, one_step))
     check_resumed_schedules(trainer(12, cosine))  # a cosine schedule carries on at its floor
+
+
+def test_settings_are_checked_once_and_the_class_is_called_by_the_one_builder(monkeypatch):
+    import litlab.models.optim as optim_module
+
+    checked, stacks = [], []
+    check = optim_module._check_arguments
+    monkeypatch.setattr(optim_module, "_check_arguments", lambda cls, *args: checked.append(cls) or check(cls, *args))
+    init = torch.optim.Adam.__init__
+
+    def recording_init(self, *args, **kwargs):
+        stacks.append([frame.function for frame in inspect.stack()[1:3]])
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "__init__", recording_init)
+    model = ImageClassifier(TINY_MLP, scheduler=preset("scheduler", "cosine"))
+    model.trainer = SimpleNamespace(estimated_stepping_batches=10, max_epochs=1)
+    model.configure_optimizers()
+    assert checked == [torch.optim.Adam, torch.optim.lr_scheduler.CosineAnnealingLR]  # at build time, once each
+    # configure_optimizers -> configure -> the class, nothing between
+    assert stacks == [["configure", "configure_optimizers"]]
