@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torchvision.io import write_png
 
-from litlab.utils.checkpoint import Checkpoint
+from litlab.checkpoints.load import CheckpointFile
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--counts", type=int, nargs="+", default=[1000, 10000], help="test images per run")
     args = parser.parse_args()
 
-    checkpoint = Checkpoint.open(args.ckpt)
+    checkpoint = CheckpointFile.open(args.ckpt)
     datamodule = checkpoint.datamodule()
     if args.data_dir:
         datamodule.hparams.data_dir = args.data_dir

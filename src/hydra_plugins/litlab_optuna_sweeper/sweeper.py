@@ -136,8 +136,8 @@ class LitlabOptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> None:
         from litlab.search.directions import check_directions
         from litlab.search.errors import SweepError
-        from litlab.search.space import grid_choices, parse_search_space, quote
-        from litlab.search.storage import Liveness, build_storage, describe, open_study
+        from litlab.search.params import grid_choices, parse_search_space, quote
+        from litlab.search.storage import Liveness, build_storage, open_study, storage_label
         from litlab.search.worker import SweepPlan, TooManyFailures
 
         assert self.config is not None
@@ -166,7 +166,7 @@ class LitlabOptunaSweeper(Sweeper):
                 "at once: choose hydra/launcher=joblib or submitit_local for parallel trials."
             )
         log.info(
-            f"Study '{study.study_name}' ({len(before)} trials so far) in {describe(spec)}; target {n_trials} "
+            f"Study '{study.study_name}' ({len(before)} trials so far) in {storage_label(spec)}; target {n_trials} "
             f"finished trials, {self.n_jobs} worker(s) through {launcher.rsplit('.', 1)[-1]}, sampler "
             f"{sweeper_cfg.sampler.get('_target_')}, pruner {(sweeper_cfg.get('pruner') or {}).get('_target_')}, "
             f"directions {directions}, timeout {self.timeout} s"

@@ -35,7 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import optim
 from torch.optim.lr_scheduler import LinearLR, LRScheduler, OneCycleLR, ReduceLROnPlateau, SequentialLR
 
-from litlab.utils.whitelist import OPTIMIZER_WHITELIST
+from litlab.whitelist import OPTIMIZER_WHITELIST
 
 ADAM: dict[str, Any] = {"_target_": "torch.optim.Adam", "lr": 1e-3}
 # Both GANs' players: Adam at 2e-4 with beta1 0.5, the DCGAN paper's recipe that pix2pix and CycleGAN keep.
