@@ -360,9 +360,8 @@ def test_warmup_is_cut_to_leave_one_step_and_needs_steps():
     # A run without training steps (limit_train_batches=0) has nothing to warm up; a constant rate is no schedule.
     assert schedule({"warmup_steps": 3}, steps=0)[1] is None
     assert schedule(preset("scheduler", "none"))[1] is None and schedule({})[1] is None
-    assert (
-        type(schedule(preset("scheduler", "onecycle"), steps=0)[1]["scheduler"]) is torch.optim.lr_scheduler.OneCycleLR
-    )
+    one_cycle = schedule(preset("scheduler", "onecycle"), steps=0)[1]["scheduler"]  # still one step to plan
+    assert type(one_cycle) is torch.optim.lr_scheduler.OneCycleLR and one_cycle.total_steps == 1
 
 
 def expected_warmup_cosine(k: int, lr: float, warmup: int, total: int, eta_min: float) -> float:
