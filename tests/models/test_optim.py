@@ -180,6 +180,9 @@ def test_presets_and_defaults_keep_the_recipes_of_the_short_names():
     gan = configure(params, GAN_ADAM)["optimizer"].defaults  # the DCGAN recipe: Adam at 2e-4, beta1 0.5
     assert (gan["lr"], gan["betas"]) == (2e-4, (0.5, 0.999))  # YAML's list becomes the tuple torch declares
     assert check_optimization(None) == (ADAM, None) and check_optimization(None)[0] is not ADAM
+    gan, _ = check_optimization(None, default=GAN_ADAM)
+    gan["betas"][0] = 0.9
+    assert GAN_ADAM["betas"] == [0.5, 0.999]  # a module's copy shares nothing with the default
 
 
 def test_any_class_of_torch_optim_or_a_package_gets_its_own_arguments():

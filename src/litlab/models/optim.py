@@ -24,6 +24,7 @@ Classes are named by `_target_` under an execution whitelist (OPTIMIZER_WHITELIS
 since a checkpoint's hyperparameters name them too; add a package there to use its classes.
 """
 
+import copy
 import inspect
 import math
 from collections.abc import Iterable, Mapping
@@ -66,7 +67,7 @@ def _mapping(spec: Any, key: str) -> dict[str, Any]:
             f"{key} must be a mapping with a _target_, got a {type(spec).__name__}: set `_recursive_: false` in "
             "the model's config so that Hydra passes it on as written."
         )
-    return dict(spec)
+    return copy.deepcopy(dict(spec))  # a default such as GAN_ADAM is never shared with a module's hyperparameters
 
 
 def _class(spec: Mapping[str, Any], key: str) -> type:
