@@ -10,7 +10,7 @@ from lightning import LightningDataModule, LightningModule, Trainer
 from omegaconf import DictConfig
 
 from litlab import speed
-from litlab.checkpoints.load import CheckpointFile, CheckpointError
+from litlab.checkpoints.load import CheckpointError, CheckpointFile
 from litlab.utils.errors import report_errors
 from litlab.utils.hparams import log_hyperparameters
 from litlab.utils.instantiators import instantiate_callbacks, instantiate_loggers, instantiate_trainer

@@ -23,7 +23,7 @@ from torchvision.io import decode_image, write_png
 
 from litlab import speed
 from litlab.callbacks.prediction_writers import ClassPredictionWriter, ImageFileWriter
-from litlab.checkpoints.load import CheckpointFile, CheckpointError
+from litlab.checkpoints.load import CheckpointError, CheckpointFile
 from litlab.data.inputs import ClassLabels, ImageInputs, InputError, PredictionDataModule, find_inputs, input_names
 from litlab.figures import image_grid
 from litlab.models import ConditionalGAN, CycleGAN, ImageClassifier, Word2Vec
