@@ -202,12 +202,12 @@ def main() -> None:
         "litlab": lambda: lightning_epochs(
             data_dir,
             args.epochs,
-            timed(ImageClassifier)(NET, optimizer={"name": "adam", "lr": 1e-3}),
+            timed(ImageClassifier)(NET, optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3}),
             speed.NoProfiler(),
         ),
         "litlab-no-speedups": lambda: without_speedups(
             lambda: lightning_epochs(
-                data_dir, args.epochs, timed(ImageClassifier)(NET, optimizer={"name": "adam", "lr": 1e-3})
+                data_dir, args.epochs, timed(ImageClassifier)(NET, optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3})
             )
         ),
         "torchvision": lambda: torchvision_epochs(data_dir, args.epochs, args.tv_workers),
