@@ -32,7 +32,7 @@ def test_each_trial_is_the_mean_of_its_folds_and_the_pruner_watches_the_first(tm
             "hparams_search=samplers_compare",
             "hydra/sweeper/sampler=grid",
             "model.optimizer.lr=choice(0.000001,0.003)",
-            "model.optimizer.name=adam",
+            "model/optimizer=adam",
             "model.net.dropout=0.0",
             "hydra.sweeper.folds=2",
             "hydra.sweeper.timeout=null",
