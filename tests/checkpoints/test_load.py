@@ -479,3 +479,22 @@ def test_a_module_saved_without_a_datamodule_records_no_data():
         "pixels": None,
         "data": None,
     }
+
+
+def test_saved_hyperparameters_the_class_no_longer_takes_are_left_out_as_lightning_does(tmp_path, one_step_ckpt):
+    """ImageClassifier takes no **kwargs: a key it does not know is dropped, not passed (a TypeError)."""
+    path = rewritten(one_step_ckpt, tmp_path / "extra.ckpt", lambda c: c["hyper_parameters"].update(retired=1))
+    module = CheckpointFile.open(path).module()
+    assert "retired" not in module.hparams
+    saved = torch.load(one_step_ckpt, weights_only=True)["state_dict"]
+    assert all(torch.equal(tensor, saved[name]) for name, tensor in module.state_dict().items())
+
+
+def test_a_datamodule_gets_back_the_state_it_saved_and_none_when_it_saved_none(tmp_path, one_step_ckpt, monkeypatch):
+    loaded = []
+    monkeypatch.setattr(DigitsDataModule, "load_state_dict", lambda self, state: loaded.append(state))
+    CheckpointFile.open(one_step_ckpt).datamodule()
+    assert loaded == []  # Lightning stores a datamodule's state only when it has some
+    path = rewritten(one_step_ckpt, tmp_path / "state.ckpt", lambda c: c.update(DigitsDataModule={"epoch_seen": 3}))
+    CheckpointFile.open(path).datamodule()
+    assert loaded == [{"epoch_seen": 3}]
