@@ -7,6 +7,7 @@ device.
 
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -235,6 +236,8 @@ class DigitsMNISTDataModule(UnpairedImageDataModule):
         data_dir, download: where MNIST is (see `MNISTDataModule`).
         digit_size: side the 8x8 digits are upscaled to before being centred on a 28x28 canvas.
     """
+
+    pixels = replace(TANH, background=(0,))  # light digits on black in both domains
 
     def __init__(
         self, data_dir: str = "data/", download: bool = True, digit_size: int = 20, crop_size: int = 28, **kwargs

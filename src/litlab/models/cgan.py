@@ -42,8 +42,8 @@ class ConditionalGAN(LitlabModule):
         super().__init__()
         args = self.save_settings(default_optimizer=GAN_ADAM)
         self.automatic_optimization = False
-        self.generator = build_net(args["generator"])
-        self.discriminator = build_net(args["discriminator"])
+        self.generator = build_net(args["generator"], "generator")
+        self.discriminator = build_net(args["discriminator"], "discriminator")
         self.latent_dim, self.num_classes = self.generator.latent_dim, self.generator.num_classes
         noise = torch.randn(
             self.num_classes * samples_per_class, self.latent_dim, generator=torch.Generator().manual_seed(0)
