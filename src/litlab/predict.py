@@ -72,24 +72,25 @@ def background(cfg: DictConfig, checkpoint: CheckpointFile) -> tuple[int, ...]:
     return pixels.background if pixels is not None and pixels.background is not None else WHITE
 
 
-def _image_inputs(cfg: DictConfig, checkpoint: CheckpointFile, channels: int, size: Sequence[int]) -> ImageInputs:
+def _image_inputs(
+    cfg: DictConfig, checkpoint: CheckpointFile, channels: int, size: Sequence[int]
+) -> tuple[ImageInputs, list[str]]:
+    """The readable inputs, and the names of the files of the input folders that are not images."""
     found = find_inputs(as_list(cfg.get("inputs")))
     paths = as_list(cfg.inputs)
-    if found.not_images:
-        names = ", ".join(input_names(found.not_images, paths))
-        log.warning(f"Skipped {len(found.not_images)} file(s) that are not images: {names}.")
+    not_images = input_names(found.not_images, paths)
+    if not_images:
+        log.warning(f"Skipped {len(not_images)} file(s) that are not images: {', '.join(not_images)}.")
     dataset = ImageInputs(found.files, input_names(found.files, paths), channels, size, background(cfg, checkpoint))
     for _, sentence in dataset.failed:
         log.warning(sentence)
     if len(dataset) == 0:
-        raise _nothing_readable(len(found.files))
-    return dataset
+        raise _nothing_readable()
+    return dataset, not_images
 
 
-def _nothing_readable(count: int) -> InputError:
-    return InputError(
-        f"None of the {count} input file(s) could be read (see above): pass image files or a .pt/.npy tensor."
-    )
+def _nothing_readable() -> InputError:
+    return InputError("None of the inputs could be read (see above): pass image files or a .pt/.npy tensor.")
 
 
 def _image_shape(checkpoint: CheckpointFile, data: dict[str, Any], net_shape: Sequence[int] | None) -> tuple[int, list]:
@@ -108,14 +109,14 @@ def predict_classes(cfg: DictConfig, checkpoint: CheckpointFile, model: ImageCla
     channels, size = _image_shape(checkpoint, data, getattr(model.net, "input_shape", None))
     class_names = data.get("class_names") or model.hparams.get("class_names")
     class_names = list(class_names or [str(i) for i in range(model.num_classes)])
-    dataset = _image_inputs(cfg, checkpoint, channels, size)
+    dataset, not_images = _image_inputs(cfg, checkpoint, channels, size)
     writer = ClassPredictionWriter(out / "predictions.csv", dataset.names, class_names, cfg.top_k, cfg.show)
     datamodule = PredictionDataModule(
         dataset, cfg.batch_size, cfg.num_workers, data["mean"], data["std"], (channels, *size)
     )
     _trainer(cfg, writer).predict(model, datamodule=datamodule, return_predictions=False)
     if writer.written == 0:
-        raise _nothing_readable(len(dataset))
+        raise _nothing_readable()
     _print_table(
         f"{checkpoint.module_name}: {writer.written} predictions",
         ["input", "class", "probability", f"top {writer.top_k}"],
@@ -126,7 +127,13 @@ def predict_classes(cfg: DictConfig, checkpoint: CheckpointFile, model: ImageCla
     if skipped:
         log.warning(f"{len(skipped)} input(s) skipped (see above).")
     log.info(f"Predictions: {writer.path.resolve()}")
-    return {"path": writer.path, "written": writer.written, "skipped": skipped, "rows": writer.rows}
+    return {
+        "path": writer.path,
+        "written": writer.written,
+        "skipped": skipped,
+        "not_images": not_images,
+        "rows": writer.rows,
+    }
 
 
 def translate_images(cfg: DictConfig, checkpoint: CheckpointFile, model: CycleGAN, out: Path) -> dict[str, Any]:
@@ -140,15 +147,15 @@ def translate_images(cfg: DictConfig, checkpoint: CheckpointFile, model: CycleGA
     if size is None:
         raise checkpoint.error("records no image size: retrain it with this version of litlab")
     channels = generator.in_channels
-    dataset = _image_inputs(cfg, checkpoint, channels, size)
+    dataset, not_images = _image_inputs(cfg, checkpoint, channels, size)
     writer = ImageFileWriter(out / "translated", dataset.names)
     datamodule = PredictionDataModule(dataset, cfg.batch_size, cfg.num_workers, data["mean"], data["std"])
     _trainer(cfg, writer).predict(model, datamodule=datamodule, return_predictions=False)
     if writer.written == 0:
-        raise _nothing_readable(len(dataset))
+        raise _nothing_readable()
     skipped = [sentence for _, sentence in dataset.failed] + writer.skipped
     log.info(f"{writer.written} images translated {cfg.direction}: {writer.folder.resolve()}")
-    return {"paths": writer.paths, "written": writer.written, "skipped": skipped}
+    return {"paths": writer.paths, "written": writer.written, "skipped": skipped, "not_images": not_images}
 
 
 def _folder_name(name: str) -> str:

@@ -66,13 +66,13 @@ class PixelConvention:
         """Batches in this convention to the convention `to`."""
         return images if to == self else to.from_unit(self.to_unit(images))
 
-    def record(self) -> dict[str, list[float] | list[int] | None]:
-        """Plain lists, as checkpoints keep them (readable with `weights_only=True`)."""
-        background = list(self.background) if self.background is not None else None
-        return {"mean": list(self.mean), "std": list(self.std), "background": background}
+    def record(self) -> dict[str, list[float] | list[int]]:
+        """Plain lists, as checkpoints keep them (readable with `weights_only=True`); no background, no key."""
+        record = {"mean": list(self.mean), "std": list(self.std)}
+        return record if self.background is None else {**record, "background": list(self.background)}
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Sequence[float] | None]) -> "PixelConvention":
+    def from_record(cls, record: Mapping[str, Sequence[float]]) -> "PixelConvention":
         background = record.get("background")
         return cls(tuple(record["mean"]), tuple(record["std"]), tuple(background) if background else None)
 

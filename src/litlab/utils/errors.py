@@ -86,11 +86,12 @@ TRANSLATIONS: tuple[Callable[[BaseException], str | None], ...] = (_accelerator_
 
 def explain(err: BaseException) -> str:
     """One line for an exception: its class and message, the config key it came from, and a fix if known."""
+    refused = err.__cause__ if isinstance(err, InstantiationException) else err
+    if isinstance(refused, NetworkTargetError):
+        # a model refused a network setting of its own: the model's config key, then the model's argument
+        key = _config_key(err)
+        return refused.sentence(f"{key}.{refused.key}" if key else refused.key)
     if isinstance(err, InstantiationException) and err.__cause__ is not None:
-        if isinstance(err.__cause__, NetworkTargetError):
-            # the model refused a network setting of its own: the key of the model, then the model's argument
-            key = _config_key(err)
-            return err.__cause__.sentence(f"{key}.{err.__cause__.key}" if key else err.__cause__.key)
         cause = explain(err.__cause__)
         target = _TARGET.search(str(err))
         where = _config_key(err) or (target.group(1) if target else None)
