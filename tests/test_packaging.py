@@ -89,7 +89,7 @@ def test_a_wheel_runs_from_an_empty_folder(tmp_path):
     helped = run([command, "--help"], empty)
     assert helped.returncode == 0, helped.stderr[-3000:]
     assert "== Configuration groups ==" in helped.stdout and "experiment: " in helped.stdout
-    trained = run([command, *QUICK_RUN], empty)
+    trained = run([command, "++trainer.fast_dev_run=true"], empty)  # the command as a user types it
     assert trained.returncode == 0, trained.stderr[-3000:]
     run_dir = only_run_folder(empty / "logs")  # the run lands in the folder the command started from
     assert (run_dir / "checkpoints" / "last.ckpt").is_file() and (run_dir / "train.log").is_file()
