@@ -24,7 +24,7 @@ from torch import nn
 
 from litlab.checkpoints.record import offline_net_spec
 from litlab.data.pixels import PixelConvention, checkpoint_pixels
-from litlab.whitelist import NET_WHITELIST, NetworkTargetError, is_network
+from litlab.whitelist import NET_WHITELIST, TRUSTED_PACKAGES, NetworkTargetError, is_network
 
 # What each option that takes a checkpoint should be given: the end of every error sentence about it.
 HINTS = {
@@ -108,17 +108,21 @@ class CheckpointFile:
 
     def _foreign_network(self, target: str, key: str) -> CheckpointError:
         return self.error(
-            f"names the network {target!r} (under {key}), which is not one of litlab's or torchvision's networks, "
-            "the only ones litlab rebuilds from a checkpoint"
+            f"names the network {target!r} (under {key}), which is none of the networks litlab rebuilds from a "
+            "checkpoint (litlab's, torchvision's and those of TRUSTED_PACKAGES in litlab's whitelist module)"
         )
 
     def litlab_class(self, key: str, base: type) -> type:
         """The class the record names under `key` ("module", "datamodule"), if it is litlab's own and a `base`."""
         name = self.record.get(key)
         kind = base.__name__
-        # The name comes from the file, which may come from anywhere: only litlab's own classes are trusted.
-        if not isinstance(name, str) or not name.startswith("litlab."):
-            raise self.error(f"does not name a litlab {kind} (found {name!r}); litlab rebuilds only its own classes")
+        # The name comes from the file, which may come from anywhere: only litlab's own classes are trusted, and
+        # those of the packages the user trusts (TRUSTED_PACKAGES).
+        if not isinstance(name, str) or not name.startswith(("litlab.", *(f"{p}." for p in TRUSTED_PACKAGES))):
+            raise self.error(
+                f"does not name a litlab {kind} (found {name!r}); litlab rebuilds only its own classes and those "
+                "of TRUSTED_PACKAGES (litlab's whitelist module)"
+            )
         try:
             found = get_class(name)
         except (ImportError, AttributeError, ValueError) as err:
