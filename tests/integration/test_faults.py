@@ -489,3 +489,11 @@ def test_export_names_the_file_it_cannot_write(tmp_path, monkeypatch, capsys, re
     code, out, err = run_main(args, tmp_path, monkeypatch, capsys, "export.py")
     assert_one_sentence(code, out, err, f"ExportPathError: Cannot write {read_only_folder}/model.onnx (", "name=")
     assert not list(read_only_folder.iterdir())
+
+
+def test_a_missing_data_folder_is_named_before_the_config_tree(tmp_path, monkeypatch, capsys):
+    missing = tmp_path / "missing.txt"
+    args = ["experiment=word2vec_corpus", f"data.corpus={missing}", "extras.print_config=true"]
+    code, out, err = run_main(args, tmp_path, monkeypatch, capsys)
+    assert_one_sentence(code, out, err, f"Corpus '{missing}' does not exist: set data.corpus to", max_lines=3)
+    assert "CONFIG" not in out

@@ -165,6 +165,10 @@ class UnpairedImageDataModule(LightningDataModule):
         return batch
 
 
+# the folders under `data.root` of ImageFolderUnpairedDataModule, as the CycleGAN repository's datasets hold them
+FOLDER_SPLITS = ("trainA", "trainB", "testA", "testB")
+
+
 def read_folder(folder: Path, channels: int, load_size: int) -> Domain:
     """Every image file in a folder, decoded to `channels` and resized to load_size x load_size."""
     if not folder.is_dir():
@@ -213,7 +217,7 @@ class ImageFolderUnpairedDataModule(UnpairedImageDataModule):
         channels_a, channels_b = (channels, channels) if isinstance(channels, int) else channels
         return {
             split: read_folder(root / split, channels_a if split.endswith("A") else channels_b, self.hparams.load_size)
-            for split in ("trainA", "trainB", "testA", "testB")
+            for split in FOLDER_SPLITS
         }
 
 

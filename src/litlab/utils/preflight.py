@@ -14,9 +14,7 @@ from litlab.checkpoints.load import CheckpointError, CheckpointFile
 from litlab.checkpoints.resume import LAST
 from litlab.data.base import DatasetNotFoundError
 from litlab.data.inputs import find_inputs
-
-# the folders under `data.root` that an unpaired image dataset reads (litlab.data.unpaired)
-UNPAIRED_SPLITS = ("trainA", "trainB", "testA", "testB")
+from litlab.data.unpaired import FOLDER_SPLITS
 
 
 def as_list(value: Any) -> list[str]:
@@ -50,27 +48,22 @@ def checkpoint_path(cfg: DictConfig, command: str) -> str:
 
 
 def check_data_folders(data: DictConfig | None) -> None:
-    """The files and folders a data config names that no download can provide, so that must exist now."""
+    """The folders and files a data config names that no download provides: `data.root` of an unpaired image
+    folder, `data.corpus` of a word2vec corpus. A dataset that is downloaded says itself what is missing."""
     if not data:
         return
     if "root" in data and not OmegaConf.is_missing(data, "root") and data.root is not None:
         root = Path(str(data.root)).expanduser()
-        missing = [root / split for split in UNPAIRED_SPLITS if not (root / split).is_dir()]
+        missing = [root / split for split in FOLDER_SPLITS if not (root / split).is_dir()]
         if missing:
             raise DatasetNotFoundError(
-                f"Folder {missing[0]} is missing: an unpaired dataset needs {', '.join(UNPAIRED_SPLITS)} folders of "
+                f"Folder {missing[0]} is missing: an unpaired dataset needs {', '.join(FOLDER_SPLITS)} folders of "
                 f"image files under data.root (for example datasets/horse2zebra from the CycleGAN repository)."
             )
     corpus = data.get("corpus")
     if corpus and corpus != "text8" and not Path(str(corpus)).expanduser().exists():
         raise DatasetNotFoundError(
             f"Corpus '{corpus}' does not exist: set data.corpus to a text file or a folder of text files."
-        )
-    data_dir = data.get("data_dir")
-    if data.get("download") is False and data_dir and not Path(str(data_dir)).expanduser().is_dir():
-        raise DatasetNotFoundError(
-            f"Folder {data_dir} does not exist and data.download=false: set paths.data_dir to the folder that holds "
-            "the dataset, or allow the download with data.download=true."
         )
 
 
