@@ -10,10 +10,11 @@ from lightning import LightningDataModule, LightningModule, Trainer
 from omegaconf import DictConfig
 
 from litlab import speed
-from litlab.checkpoints.load import CheckpointError, CheckpointFile
+from litlab.checkpoints.load import CheckpointFile
 from litlab.utils.errors import report_errors
 from litlab.utils.hparams import log_hyperparameters
 from litlab.utils.instantiators import instantiate_callbacks, instantiate_loggers, instantiate_trainer
+from litlab.utils.preflight import before_evaluation, checkpoint_path
 from litlab.utils.pylogger import RankedLogger
 from litlab.utils.utils import extras, task_context
 
@@ -23,10 +24,9 @@ log = RankedLogger(__name__)
 def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Tests a checkpoint on the test split; the model (and, unless `data=` is given, the data) come from it."""
     with task_context(cfg):
-        if not cfg.get("ckpt_path"):
-            raise CheckpointError("No checkpoint given: pass ckpt_path=<run dir>/checkpoints/<file>.ckpt.")
+        ckpt_path = checkpoint_path(cfg, "eval.py")
         speed.apply(cfg.get("speedups", True))
-        checkpoint = CheckpointFile.open(cfg.ckpt_path)
+        checkpoint = CheckpointFile.open(ckpt_path)
         log.info(f"Rebuilding <{checkpoint.module_name}> from {cfg.ckpt_path}")
         model: LightningModule = checkpoint.module()
 
@@ -51,7 +51,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def run(cfg: DictConfig) -> None:
-    """What `python eval.py` runs: extras, then `evaluate`; an error ends it with one sentence on the terminal."""
+    """What `python eval.py` runs: the checks of its inputs, extras, then `evaluate`; an error ends it with one
+    sentence on the terminal."""
     with report_errors():
+        before_evaluation(cfg)
         extras(cfg)
         evaluate(cfg)

@@ -17,6 +17,7 @@ from litlab.checkpoints.resume import resolve_last_checkpoint
 from litlab.utils.errors import report_errors
 from litlab.utils.hparams import log_hyperparameters
 from litlab.utils.instantiators import instantiate_callbacks, instantiate_loggers, instantiate_trainer
+from litlab.utils.preflight import before_training
 from litlab.utils.pylogger import RankedLogger
 from litlab.utils.summary import print_run_summary
 from litlab.utils.utils import extras, get_metric_value, task_context
@@ -76,11 +77,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def run(cfg: DictConfig) -> float | None:
-    """What `python train.py` runs: extras, then `train`; returns `optimized_metric` for a sweeper to optimise.
+    """What `python train.py` runs: the checks of its inputs, extras, then `train`; returns `optimized_metric` for
+    a sweeper to optimise.
 
     An error ends a single run with one sentence on the terminal (`litlab.utils.errors`).
     """
     with report_errors():
+        before_training(cfg)
         extras(cfg)
         metric_dict, _ = train(cfg)
         return get_metric_value(metric_dict, cfg.get("optimized_metric"))

@@ -230,7 +230,8 @@ class LitlabOptunaSweeper(Sweeper):
 
         assert self.config is not None
         sweep_dir = self.config.hydra.sweep.dir
-        importances = write_reports(study, sweep_dir)
+        plan = self.worker.plan
+        importances = write_reports(study, sweep_dir, plan.hydra_text if plan is not None else ())
         results = OmegaConf.load(f"{sweep_dir}/optimization_results.yaml")
         counts = dict(results.trials)
         took = f" in {seconds:.0f} s" if seconds is not None else ""

@@ -14,7 +14,7 @@ class DigitsDataModule(InMemoryImageDataModule):
     """
 
     num_classes = 10
-    pixels = PixelConvention(mean=(0.3054,), std=(0.3760,))
+    pixels = PixelConvention(mean=(0.3054,), std=(0.3760,), background=(0,))  # light digits on black
     class_names = tuple(str(digit) for digit in range(10))
 
     def __init__(self, test_fraction: float = 0.2, augment: bool = False, hflip: bool = False, **kwargs):

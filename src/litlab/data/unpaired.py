@@ -7,6 +7,7 @@ device.
 
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -164,6 +165,10 @@ class UnpairedImageDataModule(LightningDataModule):
         return batch
 
 
+# the folders under `data.root` of ImageFolderUnpairedDataModule, as the CycleGAN repository's datasets hold them
+FOLDER_SPLITS = ("trainA", "trainB", "testA", "testB")
+
+
 def read_folder(folder: Path, channels: int, load_size: int) -> Domain:
     """Every image file in a folder, decoded to `channels` and resized to load_size x load_size."""
     if not folder.is_dir():
@@ -212,7 +217,7 @@ class ImageFolderUnpairedDataModule(UnpairedImageDataModule):
         channels_a, channels_b = (channels, channels) if isinstance(channels, int) else channels
         return {
             split: read_folder(root / split, channels_a if split.endswith("A") else channels_b, self.hparams.load_size)
-            for split in ("trainA", "trainB", "testA", "testB")
+            for split in FOLDER_SPLITS
         }
 
 
@@ -235,6 +240,8 @@ class DigitsMNISTDataModule(UnpairedImageDataModule):
         data_dir, download: where MNIST is (see `MNISTDataModule`).
         digit_size: side the 8x8 digits are upscaled to before being centred on a 28x28 canvas.
     """
+
+    pixels = replace(TANH, background=(0,))  # light digits on black in both domains
 
     def __init__(
         self, data_dir: str = "data/", download: bool = True, digit_size: int = 20, crop_size: int = 28, **kwargs
