@@ -297,6 +297,8 @@ class TrialWorker:
         worker_hydra: DictConfig,
     ) -> TrialState:
         """Runs one trial as a Hydra job in this process and tells the study how it ended."""
+        from litlab.callbacks.optuna_trial import pruned_by_ranks, spawn_ranks  # Lightning: in the trial's process
+
         retried = storage.get_trial(trial_id).system_attrs.get("failed_trial")
         trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
         with heartbeat(storage, trial_id, self.plan.liveness.heartbeat_interval):
@@ -305,6 +307,7 @@ class TrialWorker:
                 shown = " ".join(o for o in overrides if not o.startswith(("++callbacks.", "hydra.")))
                 log.info(f"Trial {trial.number}{f' (retry of {retried})' if retried is not None else ''}: {shown}")
                 config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+                spawn_ranks(config)
                 with open_dict(config):
                     config.hydra.job.id = f"{config.hydra.job.name}_{trial.number}"
                     config.hydra.job.num = trial.number
@@ -316,6 +319,8 @@ class TrialWorker:
                     job_subdir_key="hydra.sweep.subdir",
                 )
                 state, values, reason = trial_outcome(ret, len(self.plan.directions))
+                if (pruned := pruned_by_ranks(storage, trial_id)) is not None:
+                    state, values, reason = TrialState.PRUNED, None, pruned  # DDP ranks stop without raising
             except (KeyboardInterrupt, SystemExit):
                 trial.set_user_attr(LOST_REASON, "interrupted (Ctrl-C)")
                 tell(study, trial, TrialState.FAIL, None)

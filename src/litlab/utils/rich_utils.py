@@ -10,6 +10,7 @@ from lightning_utilities.core.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.prompt import Prompt
 
+from litlab.masking import environment_masked, public_names
 from litlab.utils.pylogger import RankedLogger
 
 log = RankedLogger(__name__)
@@ -22,15 +23,19 @@ def print_config_tree(
     resolve: bool = False,
     save_to_file: bool = False,
 ) -> None:
-    """Prints the composed config as a rich tree, and saves it beside the run when asked."""
+    """Prints the composed config as a rich tree, and saves it beside the run when asked.
+
+    Values from the environment show as their `${oc.env:NAME}` (`litlab.masking`): the tree is for reading.
+    """
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
     queue = [field for field in print_order if field in cfg]
     queue += [field for field in cfg if field not in queue]
-    for field in queue:
-        branch = tree.add(field, style="dim", guide_style="dim")
-        content = cfg[field]
-        text = OmegaConf.to_yaml(content, resolve=resolve) if isinstance(content, DictConfig) else str(content)
-        branch.add(rich.syntax.Syntax(text, "yaml"))
+    with environment_masked(public_names(cfg)):
+        for field in queue:
+            branch = tree.add(field, style="dim", guide_style="dim")
+            content = cfg[field]
+            text = OmegaConf.to_yaml(content, resolve=resolve) if isinstance(content, DictConfig) else str(content)
+            branch.add(rich.syntax.Syntax(text, "yaml"))
     rich.print(tree)
     if save_to_file:
         with open(Path(cfg.paths.output_dir, "config_tree.log"), "w") as file:
