@@ -211,8 +211,9 @@ def command() -> dict[str, Any]:
     found: dict[str, Any] = {"argv": [sys.executable, *sys.argv], "cwd": os.getcwd()}
     if HydraConfig.initialized():
         hydra = HydraConfig.get()
-        found["overrides"] = list(hydra.overrides.task)
-        found["hydra_overrides"] = list(hydra.overrides.hydra)
+        # as typed: an override holding `${oc.env:NAME}` would read the environment if resolved
+        found["overrides"] = OmegaConf.to_container(hydra.overrides.task, resolve=False)
+        found["hydra_overrides"] = OmegaConf.to_container(hydra.overrides.hydra, resolve=False)
         found["config_name"] = hydra.job.config_name
         found["choices"] = {k: v for k, v in hydra.runtime.choices.items() if not str(k).startswith("hydra/")}
     return found
