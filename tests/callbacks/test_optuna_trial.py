@@ -79,7 +79,8 @@ def test_ranks_that_train_with_different_parameters_are_refused(trial_callbacks,
     study, trial, callbacks = trial_callbacks
     ranks = Ranks(metric=0.75)
     ranks.module.hparams = {"optimizer": {"lr": trial.params["model.optimizer.lr"]}}
-    with pytest.raises(RuntimeError, match=r"The 2 DDP ranks of trial 0 train with different parameters .*trainer\.strategy=ddp_spawn"):
+    refused = r"The 2 DDP ranks of trial 0 train with different parameters .*trainer\.strategy=ddp_spawn"
+    with pytest.raises(RuntimeError, match=refused):
         start(callbacks, ranks, monkeypatch, lambda seen: [seen, {"model.optimizer.lr": 0.5}])
     assert study.trials[0].system_attrs[RANKS_ATTR][0] == {"model.optimizer.lr": trial.params["model.optimizer.lr"]}
 
