@@ -8,7 +8,7 @@ import onnxruntime
 import pytest
 import torch
 
-from litlab.checkpoints.load import CheckpointFile, CheckpointError
+from litlab.checkpoints.load import CheckpointError, CheckpointFile
 from litlab.data import DigitsDataModule
 from litlab.export import ATOL, RTOL, StandardisedClassifier, export, export_onnx, export_pt2, run_exported
 from litlab.models.nets.build import build_net

@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import lightning.pytorch as lp
+import pytest
 
 import litlab
 from litlab import ROOT_DIR
@@ -152,39 +153,35 @@ torch.optim.Optimizer.__init__ = probed
 """
 
 
-def test_a_run_crosses_at_most_six_litlab_frames_from_the_entry_file_to_the_optimizer(tmp_path):
-    (tmp_path / "sitecustomize.py").write_text(textwrap.dedent(PROBE))
-    out = tmp_path / "frames.json"
-    env = {"PYTHONPATH": f"{tmp_path}:{SRC}", "LITLAB_ROOT": str(ROOT_DIR), "PROBE_OUT": str(out)}
-    result = subprocess.run(
-        [sys.executable, str(ROOT_DIR / "train.py"), "++trainer.fast_dev_run=true", "test=false", "~logger"]
-        + [f"hydra.run.dir={tmp_path / 'run'}"],
-        env={**_plain_env(), **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    frames = json.loads(out.read_text())
-    assert frames[-1].startswith("train.py:") and frames[0].startswith("src/litlab/models/"), frames
-    assert len(frames) <= 6, frames
-
-
-def _plain_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"OMP_NUM_THREADS": "1"}
-
-
-def test_a_plain_run_imports_neither_optuna_nor_captum_nor_the_search_code(tmp_path, mnist_root):
+@pytest.fixture(scope="module")
+def probed_run(tmp_path_factory, mnist_root) -> tuple[list[str], set[str]]:
+    """One `python -X importtime train.py experiment=mnist_cnn` with the probe: its litlab frames and its imports."""
+    folder = tmp_path_factory.mktemp("probed")
+    (folder / "sitecustomize.py").write_text(textwrap.dedent(PROBE))
+    out = folder / "frames.json"
     result = subprocess.run(
         [sys.executable, "-X", "importtime", str(ROOT_DIR / "train.py"), "experiment=mnist_cnn"]
-        + ["++trainer.fast_dev_run=true", f"paths.data_dir={mnist_root}", f"hydra.run.dir={tmp_path / 'run'}"],
-        env={**_plain_env(), "PYTHONPATH": str(SRC)},
+        + ["++trainer.fast_dev_run=true", f"paths.data_dir={mnist_root}", f"hydra.run.dir={folder / 'run'}"],
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        | {"OMP_NUM_THREADS": "1", "PYTHONPATH": f"{folder}{os.pathsep}{SRC}"}
+        | {"LITLAB_ROOT": str(ROOT_DIR), "PROBE_OUT": str(out)},
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
-    assert "lightning" in imported  # -X importtime reported the run's imports
+    return json.loads(out.read_text()), imported
+
+
+def test_a_run_crosses_at_most_six_litlab_frames_from_the_entry_file_to_the_optimizer(probed_run):
+    frames, _ = probed_run
+    assert frames[-1] == "train.py:<module>" and frames[0].startswith("src/litlab/models/"), frames
+    assert len(frames) <= 6, frames
+
+
+def test_a_plain_run_imports_neither_optuna_nor_captum_nor_the_search_code(probed_run):
+    _, imported = probed_run
+    assert "lightning" in imported and "torch" in imported  # -X importtime reported the run's imports
     unwanted = {"optuna", "optuna_integration", "captum", "litlab.search"}
     assert not {name for name in imported if name.split(".")[0] in unwanted or name in unwanted}

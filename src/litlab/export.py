@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from litlab.checkpoints.load import CheckpointFile, CheckpointError
+from litlab.checkpoints.load import CheckpointError, CheckpointFile
 from litlab.data.pixels import standardise
 from litlab.utils.errors import report_errors
 from litlab.utils.pylogger import RankedLogger

@@ -2,7 +2,6 @@
 
 import io
 import os
-import pickle
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 import torch
 from lightning import LightningDataModule, Trainer
 
-from litlab.checkpoints.load import HINTS, CheckpointFile, CheckpointError
+from litlab.checkpoints.load import HINTS, CheckpointError, CheckpointFile
 from litlab.checkpoints.record import data_record, litlab_record
 from litlab.data import DigitsDataModule, ImageFolderUnpairedDataModule
 from litlab.data.base import InMemoryImageDataModule

@@ -11,7 +11,7 @@ from litlab.data import (
     ImageFolderUnpairedDataModule,
     MNISTDataModule,
 )
-from litlab.data.pixels import TANH, UNIT, PixelConvention, checkpoint_pixels
+from litlab.data.pixels import TANH, UNIT, PixelConvention, checkpoint_pixels, standardise
 from litlab.models import ConditionalGAN, ImageClassifier
 from litlab.models.gan_eval import load_judge
 
@@ -175,3 +175,24 @@ class ForeignData:
     """A class outside litlab that a checkpoint may name: its claims are not read."""
 
     pixels = TANH
+
+
+@pytest.mark.parametrize(
+    "convention",
+    [UNIT, TANH, PixelConvention((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)), PixelConvention((-0.3,), (2.5,))],
+)
+def test_the_uint8_affine_is_the_convention_applied_to_8_bit_pixels(convention):
+    """p * scale + shift equals (p / 255 - mean) / std for every 8-bit value and channel."""
+    channels = len(convention.mean)
+    pixels = torch.arange(256, dtype=torch.float64).repeat(channels, 1).view(1, channels, 16, 16)
+    scale, shift = convention.uint8_affine(pixels.device)
+    assert scale.shape == shift.shape == (1, channels, 1, 1)
+    mean = torch.tensor(convention.mean, dtype=torch.float64).view(1, -1, 1, 1)
+    std = torch.tensor(convention.std, dtype=torch.float64).view(1, -1, 1, 1)
+    torch.testing.assert_close(pixels * scale.double() + shift.double(), (pixels / 255 - mean) / std)
+
+
+def test_standardise_takes_unit_pixels_to_the_training_statistics():
+    images = torch.tensor([0.0, 0.25, 1.0]).view(1, 3, 1, 1)
+    expected = torch.tensor([(0.0 - 0.5) / 0.25, (0.25 - 0.2) / 0.5, (1.0 - 0.1) / 2.0]).view(1, 3, 1, 1)
+    torch.testing.assert_close(standardise(images, [0.5, 0.2, 0.1], [0.25, 0.5, 2.0]), expected)

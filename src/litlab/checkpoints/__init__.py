@@ -10,7 +10,7 @@
 
 from litlab.checkpoints.atomic import AtomicCheckpointIO, atomic_save
 from litlab.checkpoints.callback import LastEveryEpochCheckpoint
-from litlab.checkpoints.load import CheckpointFile, CheckpointError
+from litlab.checkpoints.load import CheckpointError, CheckpointFile
 from litlab.checkpoints.record import litlab_record
 from litlab.checkpoints.resume import resolve_last_checkpoint
 
