@@ -14,6 +14,7 @@ entry file has it before Hydra composes its config.
 
 import os
 import secrets
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -24,7 +25,7 @@ RESOLVER = "litlab.new_dir"
 MAX_TRIES = 100
 
 
-def slurm_id(environ: dict[str, str] | os._Environ = os.environ) -> str | None:
+def slurm_id(environ: Mapping[str, str] = os.environ) -> str | None:
     """`slurm<array job>_<array task>` for a SLURM array task, `slurm<job>` for another SLURM job, else None."""
     array_job, task = environ.get("SLURM_ARRAY_JOB_ID"), environ.get("SLURM_ARRAY_TASK_ID")
     if array_job and task:

@@ -290,7 +290,8 @@ class RunRecorder(Callback):
             (self.folder / DIFF_FILE).write_text(self.diff, encoding="utf-8")
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if self.record["data"] is None:
+        # Rank 0 alone writes the record and checkpoints: the other ranks need not hash the data.
+        if self.record["data"] is None and trainer.is_global_zero:
             self.record["data"] = plain(hide(data_fingerprint(trainer.datamodule), self.secrets))
             device = trainer.strategy.root_device
             self.record["device"] = {
@@ -298,8 +299,6 @@ class RunRecorder(Callback):
                 "name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or None,
                 "world_size": trainer.world_size,
             }
-            if not trainer.is_global_zero:
-                return
             self._write()
             text = "\n".join(f"    {line}" for line in as_text(self.record).splitlines())
             for logger in trainer.loggers:
