@@ -303,7 +303,8 @@ def test_a_checkpoint_without_a_litlab_record_is_refused(tmp_path, one_step_ckpt
     [
         (
             "os.system",
-            "does not name a litlab LightningModule (found 'os.system'); litlab rebuilds only its own classes",
+            "does not name a litlab LightningModule (found 'os.system'); litlab rebuilds only its own classes and "
+            "those of TRUSTED_PACKAGES (litlab's whitelist module)",
         ),
         (
             "litlab.models.Renamed",
@@ -351,8 +352,14 @@ def first_key(content: dict) -> str:
             "positional argument: 'net')",
         ),
         (
-            lambda c: c["hyper_parameters"].update(optimizer={"name": "adamax2"}),
-            "could not be rebuilt as ImageClassifier (ValueError: Unknown optimizer (model.optimizer.name) 'adamax2'",
+            lambda c: c["hyper_parameters"].update(optimizer={"_target_": "torch.optim.Adamax2"}),
+            "could not be rebuilt as ImageClassifier (ValueError: model.optimizer._target_=torch.optim.Adamax2 names "
+            "no class that can be imported: fix the name, or install its package.)",
+        ),
+        (
+            lambda c: c["hyper_parameters"].update(scheduler={"_target_": "os.system", "command": "touch /tmp/x"}),
+            "could not be rebuilt as ImageClassifier (ValueError: model.scheduler._target_=os.system is outside the "
+            "packages configs and checkpoints may name",
         ),
         (
             lambda c: c["hyper_parameters"]["net"].update(_target_="os.system"),
@@ -474,3 +481,22 @@ def test_a_module_saved_without_a_datamodule_records_no_data():
         "data": None,
         "run": None,  # trained outside litlab's task functions: no run record
     }
+
+
+def test_saved_hyperparameters_the_class_no_longer_takes_are_left_out_as_lightning_does(tmp_path, one_step_ckpt):
+    """ImageClassifier takes no **kwargs: a key it does not know is dropped, not passed (a TypeError)."""
+    path = rewritten(one_step_ckpt, tmp_path / "extra.ckpt", lambda c: c["hyper_parameters"].update(retired=1))
+    module = CheckpointFile.open(path).module()
+    assert "retired" not in module.hparams
+    saved = torch.load(one_step_ckpt, weights_only=True)["state_dict"]
+    assert all(torch.equal(tensor, saved[name]) for name, tensor in module.state_dict().items())
+
+
+def test_a_datamodule_gets_back_the_state_it_saved_and_none_when_it_saved_none(tmp_path, one_step_ckpt, monkeypatch):
+    loaded = []
+    monkeypatch.setattr(DigitsDataModule, "load_state_dict", lambda self, state: loaded.append(state))
+    CheckpointFile.open(one_step_ckpt).datamodule()
+    assert loaded == []  # Lightning stores a datamodule's state only when it has some
+    path = rewritten(one_step_ckpt, tmp_path / "state.ckpt", lambda c: c.update(DigitsDataModule={"epoch_seen": 3}))
+    CheckpointFile.open(path).datamodule()
+    assert loaded == [{"epoch_seen": 3}]
