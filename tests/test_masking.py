@@ -82,7 +82,7 @@ def test_printed_tree_and_config_tree_log_hold_no_secret(secret_env, tmp_path, c
 
 
 def test_loggers_hyperparameters_hold_no_secret(secret_env, tmp_path):
-    cfg = train_config(["model.optimizer.name=${oc.env:LITLAB_TEST_TOKEN}"], tmp_path)
+    cfg = train_config(["model.net.activation=${oc.env:LITLAB_TEST_TOKEN}"], tmp_path)
     hparams = comparable_hparams(cfg)
-    assert hparams["model/optimizer/name"] == "${oc.env:LITLAB_TEST_TOKEN}"
+    assert hparams["model/net/activation"] == "${oc.env:LITLAB_TEST_TOKEN}"
     assert SECRET not in str(hparams)
