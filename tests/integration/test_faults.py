@@ -144,6 +144,7 @@ def assert_cli_sentence(result: subprocess.CompletedProcess, *fragments: str, ma
             ["model.scheduler._target_=torch.optim.lr_scheduler.Cosinus names no class that can be imported"],
         ),
         (["model.optimizer.lr=0"], ["The learning rate must be positive, got model.optimizer.lr=0."]),
+        (["data.folds=5", "data.fold=5"], ["data.fold must be one of 0..4 with data.folds=5, got 5: set data.fold=0"]),
     ],
 )
 def test_bad_input_prints_one_sentence_naming_the_fix(tmp_path, monkeypatch, capsys, args, fragments):
@@ -153,6 +154,12 @@ def test_bad_input_prints_one_sentence_naming_the_fix(tmp_path, monkeypatch, cap
     code, out, err = run_main(args, tmp_path, monkeypatch, capsys)
     assert_one_sentence(code, out, err, *fragments)
     assert "Starting training" not in out  # refused before any data was read
+
+
+def test_more_folds_than_a_class_holds_is_one_sentence(tmp_path, monkeypatch, capsys):
+    # Found once the data is read (in setup), before the first step.
+    code, out, err = run_main(["data.folds=500", "data.fold=0"], tmp_path, monkeypatch, capsys)
+    assert_one_sentence(code, out, err, "data.folds=500 is more than the 130 training images of class 3", "at most 130")
 
 
 @pytest.mark.parametrize("entry", ["eval.py", "predict.py", "export.py"])

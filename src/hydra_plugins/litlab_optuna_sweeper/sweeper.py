@@ -65,6 +65,7 @@ class LitlabOptunaSweeper(Sweeper):
         retry_failed: int = 0,
         threads_per_worker: int | None = None,
         custom_search_space_kwargs: DictConfig | None = None,
+        folds: int | None = None,
     ) -> None:
         checks = {
             "n_trials": (n_trials, n_trials is None or n_trials >= 1, "a positive number or null"),
@@ -83,6 +84,7 @@ class LitlabOptunaSweeper(Sweeper):
                 threads_per_worker is None or threads_per_worker >= 1,
                 "a positive number or null",
             ),
+            "folds": (folds, folds is None or (isinstance(folds, int) and folds >= 2), "null or 2 or more"),
         }
         for name, (value, ok, expected) in checks.items():
             if not ok:
@@ -103,6 +105,7 @@ class LitlabOptunaSweeper(Sweeper):
         self.grace_period = grace_period
         self.retry_failed = retry_failed
         self.threads_per_worker = threads_per_worker
+        self.folds = folds
         self.config: DictConfig | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -185,6 +188,7 @@ class LitlabOptunaSweeper(Sweeper):
             liveness=liveness,
             n_workers=self.n_jobs,
             threads_per_worker=self.threads_per_worker,
+            folds=self.folds,
             grid=grid,
             custom_search_space=self.custom_search_space,
             custom_search_space_kwargs=self.custom_search_space_kwargs,

@@ -8,6 +8,8 @@ started by several commands or machines cooperate on one study until it holds `n
 Each trial is composed and run as Hydra's launchers run a job (`load_sweep_config` + `run_job`): the base
 overrides, the trial's parameters and an `optuna_trial` callback entry that tells the job its study and trial
 number; its folder is named by the trial number. An exception inside a trial fails that trial, not the worker.
+With `folds` (k-fold cross-validation), a trial is K such jobs, one per fold, in <trial>/fold_<i>, and its value
+is their mean; only the first fold reports to the trial, so the pruner compares every trial on the same fold.
 """
 
 import logging
@@ -51,6 +53,8 @@ CALLBACK_KEY = "optuna_trial"
 CALLBACK_TARGET = "litlab.callbacks.optuna_trial.OptunaTrialCallback"
 # The trial attribute naming the process that ran it (host:pid), to tell where a lost trial was running.
 WORKER_ATTR = "worker"
+# The trial attribute holding each fold's values under k-fold cross-validation (`folds`).
+FOLD_VALUES_ATTR = "fold_values"
 
 
 class TooManyFailures(RuntimeError):
@@ -78,6 +82,7 @@ class SweepPlan:
     custom_search_space: str | None = None
     custom_search_space_kwargs: dict[str, Any] = field(default_factory=dict)
     hydra_text: set[str] = field(default_factory=set)  # parameters whose values are override text (SearchSpace)
+    folds: int | None = None  # k-fold cross-validation: each trial runs every fold and scores their mean
 
 
 @dataclass
@@ -125,6 +130,18 @@ def trial_outcome(ret: JobReturn, n_directions: int) -> tuple[TrialState, list[f
     if not all(math.isfinite(v) for v in values):
         return TrialState.FAIL, None, f"the run returned {values}: the objective is not finite (diverged?)"
     return TrialState.COMPLETE, values, ""
+
+
+def fold_outcome(
+    outcomes: list[tuple[TrialState, list[float] | None, str]],
+) -> tuple[TrialState, list[float] | None, str]:
+    """A trial's outcome from its folds' (run in order, the last one alone unfinished): the mean of each
+    objective over the folds, or the first fold that did not complete, named."""
+    state, _, reason = outcomes[-1]
+    if state != TrialState.COMPLETE:
+        return state, None, f"fold {len(outcomes) - 1}: {reason}"
+    values = [values for _, values, _ in outcomes]
+    return TrialState.COMPLETE, [math.fsum(column) / len(values) for column in zip(*values, strict=True)], ""
 
 
 def tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, values: list[float] | None) -> None:
@@ -255,7 +272,7 @@ class TrialWorker:
         )
         return ahead >= self.plan.n_trials
 
-    def _overrides(self, trial: optuna.Trial) -> list[str]:
+    def _overrides(self, trial: optuna.Trial, report: bool = True) -> list[str]:
         plan = self.plan
         overrides = list(plan.fixed_overrides)
         params = dict(trial.params)
@@ -283,7 +300,8 @@ class TrialWorker:
             "monitor": plan.monitor or self.config.get("optimized_metric"),
             "pruner": "${hydra:sweeper.pruner}",
         }
-        overrides.append(f"++callbacks.{CALLBACK_KEY}={quote(callback)}")
+        if report:
+            overrides.append(f"++callbacks.{CALLBACK_KEY}={quote(callback)}")
         overrides.append(f"hydra.sweep.dir={quote(plan.sweep_dir)}")
         return overrides
 
@@ -297,8 +315,6 @@ class TrialWorker:
         worker_hydra: DictConfig,
     ) -> TrialState:
         """Runs one trial as a Hydra job in this process and tells the study how it ended."""
-        from litlab.callbacks.optuna_trial import pruned_by_ranks, spawn_ranks  # Lightning: in the trial's process
-
         retried = storage.get_trial(trial_id).system_attrs.get("failed_trial")
         trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
         with heartbeat(storage, trial_id, self.plan.liveness.heartbeat_interval):
@@ -306,21 +322,20 @@ class TrialWorker:
                 overrides = [*self._overrides(trial), *device_overrides]
                 shown = " ".join(o for o in overrides if not o.startswith(("++callbacks.", "hydra.")))
                 log.info(f"Trial {trial.number}{f' (retry of {retried})' if retried is not None else ''}: {shown}")
-                config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-                spawn_ranks(config)
-                with open_dict(config):
-                    config.hydra.job.id = f"{config.hydra.job.name}_{trial.number}"
-                    config.hydra.job.num = trial.number
-                ret = run_job(
-                    hydra_context=self.hydra_context,
-                    task_function=prunable(self.task_function),
-                    config=config,
-                    job_dir_key="hydra.sweep.dir",
-                    job_subdir_key="hydra.sweep.subdir",
-                )
-                state, values, reason = trial_outcome(ret, len(self.plan.directions))
-                if (pruned := pruned_by_ranks(storage, trial_id)) is not None:
-                    state, values, reason = TrialState.PRUNED, None, pruned  # DDP ranks stop without raising
+                if self.plan.folds is None:
+                    state, values, reason = self._job(trial, overrides)
+                else:
+                    # Folds after the first do not report: the pruner judges every trial on fold 0.
+                    silent = [*self._overrides(trial, report=False), *device_overrides]
+                    outcomes = []
+                    for fold in range(self.plan.folds):
+                        fold_overrides = [*(silent if fold else overrides), f"data.folds={self.plan.folds}"]
+                        fold_overrides.append(f"data.fold={fold}")
+                        outcomes.append(self._job(trial, fold_overrides, f"{trial.number}/fold_{fold}"))
+                        if outcomes[-1][0] != TrialState.COMPLETE:
+                            break
+                    trial.set_user_attr(FOLD_VALUES_ATTR, [values for _, values, _ in outcomes if values])
+                    state, values, reason = fold_outcome(outcomes)
             except (KeyboardInterrupt, SystemExit):
                 trial.set_user_attr(LOST_REASON, "interrupted (Ctrl-C)")
                 tell(study, trial, TrialState.FAIL, None)
@@ -344,3 +359,27 @@ class TrialWorker:
             log.info(f"Trial {trial.number} complete: {values}")
         tell(study, trial, state, values)
         return state
+
+    def _job(
+        self, trial: optuna.Trial, overrides: list[str], subdir: str | None = None
+    ) -> tuple[TrialState, list[float] | None, str]:
+        """Runs one Hydra job of the trial, in the folder named by the trial number (or `subdir`)."""
+        from litlab.callbacks.optuna_trial import pruned_by_ranks, spawn_ranks  # Lightning: in the trial's process
+
+        config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        spawn_ranks(config)
+        with open_dict(config):
+            config.hydra.job.id = f"{config.hydra.job.name}_{trial.number}"
+            config.hydra.job.num = trial.number
+            if subdir is not None:
+                config.hydra.sweep.subdir = subdir
+        ret = run_job(
+            hydra_context=self.hydra_context,
+            task_function=prunable(self.task_function),
+            config=config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+        if (pruned := pruned_by_ranks(trial.storage, trial._trial_id)) is not None:
+            return TrialState.PRUNED, None, pruned  # DDP ranks stop together without raising
+        return trial_outcome(ret, len(self.plan.directions))
