@@ -12,6 +12,8 @@ is started from. An explicit PROJECT_ROOT still wins, as with lightning-hydra-te
 import os
 from pathlib import Path
 
+from litlab.folders import register_resolver
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 _CHECKOUT = PACKAGE_DIR.parents[1]
 if (_CHECKOUT / "configs").is_dir() and (_CHECKOUT / "src" / "litlab") == PACKAGE_DIR:
@@ -19,3 +21,6 @@ if (_CHECKOUT / "configs").is_dir() and (_CHECKOUT / "src" / "litlab") == PACKAG
 else:
     ROOT_DIR, CONFIG_DIR, ENTRY_DIR = Path.cwd(), PACKAGE_DIR / "configs", PACKAGE_DIR / "entry"
 os.environ.setdefault("PROJECT_ROOT", str(ROOT_DIR))
+
+# The configs name run and sweep folders with `${litlab.new_dir:...}`: known before any entry file composes them.
+register_resolver()

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from litlab import speed
 from litlab.checkpoints.load import CheckpointFile
+from litlab.run_record import RunRecorder, warn_if_code_changed
 from litlab.utils.errors import report_errors
 from litlab.utils.hparams import log_hyperparameters
 from litlab.utils.instantiators import instantiate_callbacks, instantiate_loggers, instantiate_trainer
@@ -27,6 +28,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         ckpt_path = checkpoint_path(cfg, "eval.py")
         speed.apply(cfg.get("speedups", True))
         checkpoint = CheckpointFile.open(ckpt_path)
+        warn_if_code_changed(checkpoint.record.get("run"))
         log.info(f"Rebuilding <{checkpoint.module_name}> from {cfg.ckpt_path}")
         model: LightningModule = checkpoint.module()
 
@@ -38,7 +40,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             datamodule = checkpoint.datamodule()
 
         # Callbacks that act on the test run, e.g. Grad-CAM: `python eval.py ckpt_path=... +callbacks=gradcam`.
-        callbacks = instantiate_callbacks(cfg.get("callbacks"))
+        callbacks = [*instantiate_callbacks(cfg.get("callbacks")), RunRecorder(cfg)]
         logger = instantiate_loggers(cfg.get("logger"))
         trainer: Trainer = instantiate_trainer(cfg, callbacks, logger)
         object_dict = {"cfg": cfg, "datamodule": datamodule, "model": model, "logger": logger, "trainer": trainer}

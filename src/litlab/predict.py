@@ -35,6 +35,7 @@ from litlab.data.inputs import (
 )
 from litlab.figures import image_grid
 from litlab.models import ConditionalGAN, CycleGAN, ImageClassifier, Word2Vec
+from litlab.run_record import RunRecorder, warn_if_code_changed
 from litlab.utils.errors import report_errors
 from litlab.utils.instantiators import instantiate_trainer
 from litlab.utils.preflight import as_list, before_prediction, checkpoint_path
@@ -248,10 +249,12 @@ def predict(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         if cfg.get("seed") is not None:
             L.seed_everything(cfg.seed, verbose=False)
         checkpoint = CheckpointFile.open(ckpt_path)
+        warn_if_code_changed(checkpoint.record.get("run"))
         log.info(f"Rebuilding <{checkpoint.module_name}> from {cfg.ckpt_path}")
         model: LightningModule = checkpoint.module()
         out = Path(cfg.paths.output_dir)
         out.mkdir(parents=True, exist_ok=True)
+        RunRecorder(cfg)  # the record of the predictions: the code, the command, the checkpoint's hash
         if isinstance(model, ImageClassifier):
             result = predict_classes(cfg, checkpoint, model, out)
         elif isinstance(model, Word2Vec):

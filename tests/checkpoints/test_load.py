@@ -261,6 +261,7 @@ def test_the_record_names_the_classes_the_pixels_and_the_data(one_step_ckpt):
         "datamodule": "litlab.data.digits.DigitsDataModule",
         "pixels": {"mean": [0.3054], "std": [0.376], "background": [0]},
         "data": {"channels": 1, "image_size": [8, 8], "class_names": [str(i) for i in range(10)]},
+        "run": None,  # a Trainer built outside litlab's task functions records no run
     }
     assert checkpoint.module_name == "ImageClassifier"
     assert checkpoint.pixels == DigitsDataModule.pixels and checkpoint.pixels.background == (0,)
@@ -486,6 +487,7 @@ def test_a_module_saved_without_a_datamodule_records_no_data():
         "datamodule": None,
         "pixels": None,
         "data": None,
+        "run": None,  # trained outside litlab's task functions: no run record
     }
 
 

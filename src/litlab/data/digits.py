@@ -1,3 +1,6 @@
+from importlib.resources import files
+from pathlib import Path
+
 import torch
 from sklearn.datasets import load_digits
 from torch import Tensor
@@ -35,3 +38,7 @@ class DigitsDataModule(InMemoryImageDataModule):
         digits = load_digits()
         images = torch.from_numpy(digits.images * (255.0 / 16.0)).round().to(torch.uint8).unsqueeze(1)
         return images, torch.from_numpy(digits.target).long()
+
+    def source_files(self) -> list[Path]:
+        """The file inside scikit-learn that `load_digits` reads (recorded with its hash in the run record)."""
+        return [Path(str(files("sklearn.datasets.data") / "digits.csv.gz"))]

@@ -29,3 +29,7 @@ class MNISTDataModule(InMemoryImageDataModule):
                 "or set paths.data_dir to a folder whose MNIST/raw holds them."
             ) from None
         return dataset.data.unsqueeze(1), dataset.targets
+
+    def source_files(self) -> list[Path]:
+        """The idx files torchvision's MNIST reads (recorded with their hashes in the run record)."""
+        return [Path(self.hparams.data_dir, "MNIST", "raw", name) for name in self.files]

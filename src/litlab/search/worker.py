@@ -364,7 +364,10 @@ class TrialWorker:
         self, trial: optuna.Trial, overrides: list[str], subdir: str | None = None
     ) -> tuple[TrialState, list[float] | None, str]:
         """Runs one Hydra job of the trial, in the folder named by the trial number (or `subdir`)."""
+        from litlab.callbacks.optuna_trial import pruned_by_ranks, spawn_ranks  # Lightning: in the trial's process
+
         config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        spawn_ranks(config)
         with open_dict(config):
             config.hydra.job.id = f"{config.hydra.job.name}_{trial.number}"
             config.hydra.job.num = trial.number
@@ -377,4 +380,6 @@ class TrialWorker:
             job_dir_key="hydra.sweep.dir",
             job_subdir_key="hydra.sweep.subdir",
         )
+        if (pruned := pruned_by_ranks(trial.storage, trial._trial_id)) is not None:
+            return TrialState.PRUNED, None, pruned  # DDP ranks stop together without raising
         return trial_outcome(ret, len(self.plan.directions))

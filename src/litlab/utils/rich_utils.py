@@ -12,6 +12,7 @@ from lightning_utilities.core.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.prompt import Prompt
 
+from litlab.masking import environment_masked, public_names
 from litlab.utils.pylogger import RankedLogger, log_to_files
 
 log = RankedLogger(__name__)
@@ -26,15 +27,19 @@ def print_config_tree(
     to_terminal: bool = True,
 ) -> None:
     """Prints the composed config as a rich tree, on the terminal or (`to_terminal=False`) into the run's log file
-    only, and saves it beside the run when asked."""
+    only, and saves it beside the run when asked.
+
+    Values from the environment show as their `${oc.env:NAME}` (`litlab.masking`): the tree is for reading.
+    """
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
     queue = [field for field in print_order if field in cfg]
     queue += [field for field in cfg if field not in queue]
-    for field in queue:
-        branch = tree.add(field, style="dim", guide_style="dim")
-        content = cfg[field]
-        text = OmegaConf.to_yaml(content, resolve=resolve) if isinstance(content, DictConfig) else str(content)
-        branch.add(rich.syntax.Syntax(text, "yaml"))
+    with environment_masked(public_names(cfg)):
+        for field in queue:
+            branch = tree.add(field, style="dim", guide_style="dim")
+            content = cfg[field]
+            text = OmegaConf.to_yaml(content, resolve=resolve) if isinstance(content, DictConfig) else str(content)
+            branch.add(rich.syntax.Syntax(text, "yaml"))
     if to_terminal:
         rich.print(tree)
     else:
