@@ -10,10 +10,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install train test lint format mutate clean-logs
 
-$(STAMP): pyproject.toml
+# editable_mode=compat puts src/ itself on the path: Hydra discovers plugins (our sweeper) by scanning the
+# hydra_plugins namespace there, which setuptools' default editable finder hides from it.
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 install: $(STAMP)
