@@ -572,14 +572,18 @@ def first_draw(sampler: optuna.samplers.BaseSampler) -> float:
     return optuna.create_study(sampler=sampler).ask({"x": SPACE["x"]}).params["x"]
 
 
-def test_worker_sampler_is_seeded_by_its_index():
+def test_worker_sampler_seed_is_its_own_per_command_and_worker():
     config = {
         "seed": 7,
         "hydra": {"sweeper": {"sampler": {"_target_": "optuna.samplers.RandomSampler", "seed": "${seed}"}}},
     }
-    worker = bare_worker(config)
-    assert first_draw(worker._sampler(2)) == first_draw(optuna.samplers.RandomSampler(seed=9))
-    assert first_draw(worker._sampler(0)) == first_draw(optuna.samplers.RandomSampler(seed=7))
+    # the first worker of a command on a new study keeps the configured seed: its first trials are reproduced
+    assert first_draw(bare_worker(config, first_number=0)._sampler(0)) == first_draw(optuna.samplers.RandomSampler(7))
+    # every other worker, and every worker of a command that found trials in the study, draws on its own
+    draws = [first_draw(bare_worker(config, first_number=n)._sampler(k)) for n in (0, 3, 4) for k in (0, 1, 5)]
+    assert len(set(draws)) == len(draws)
+    # and the same each time
+    assert first_draw(bare_worker(config, first_number=3)._sampler(1)) == draws[4]
     unseeded = bare_worker(
         {"hydra": {"sweeper": {"sampler": {"_target_": "optuna.samplers.RandomSampler", "seed": None}}}}
     )
@@ -941,15 +945,16 @@ def test_worker_choices_over_lists_and_dicts_reach_the_trial_as_lists_and_dicts(
     )
     study = tiny.study()
     tiny.run(worker)
-    params = [t.params for t in study.trials]
+    # every point once: a random draw of a point already run is skipped, not run
+    params = [t.params for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(params) == 8
     assert seen == [(CHOSEN[p["layers"]], CHOSEN[p["net"]], p["label"]) for p in params]
-    if grid:  # every point of the grid once
-        assert sorted(map(str, seen)) == sorted(
-            str((layers, net, label))
-            for layers in ([8, 16], [16, 32])
-            for net in ({"depth": 2, "widths": [4]}, {"depth": 3, "widths": [4, 8]})
-            for label in ("[8,16]", "plain")
-        )
+    assert sorted(map(str, seen)) == sorted(
+        str((layers, net, label))
+        for layers in ([8, 16], [16, 32])
+        for net in ({"depth": 2, "widths": [4]}, {"depth": 3, "widths": [4, 8]})
+        for label in ("[8,16]", "plain")
+    )
 
 
 def test_worker_multi_objective_trials_tell_every_value(tiny):

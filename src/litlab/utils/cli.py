@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from litlab import CONFIG_DIR
+from litlab.search.launchers import missing_launcher_choice
 
 _NULL_GROUP = re.compile(r"^(?P<group>[\w/]+)=(?:null|None)$")
 
@@ -27,11 +28,15 @@ def drop_null_groups(arguments: list[str]) -> list[str]:
 
 
 def accept_null_groups(hydra_main: Callable[..., Any]) -> Callable[..., Any]:
-    """Wraps a `@hydra.main` function so that `group=null` on the command line turns the group off."""
+    """Wraps a `@hydra.main` function so that `group=null` on the command line turns the group off, and a
+    launcher plugin chosen by `hydra/launcher=NAME` but not installed is named with its pip package."""
 
     @functools.wraps(hydra_main)
     def run(*args: Any, **kwargs: Any) -> Any:
         sys.argv[1:] = drop_null_groups(sys.argv[1:])
+        if missing := missing_launcher_choice(sys.argv[1:], CONFIG_DIR):
+            print(missing, file=sys.stderr)
+            raise SystemExit(1)
         return hydra_main(*args, **kwargs)
 
     return run
