@@ -775,6 +775,16 @@ def hparams_of_run(run_dir) -> dict:
     return {name: getattr(value, value.WhichOneof("kind")) for name, value in info.hparams.items()}
 
 
+def hparams_columns(run_dir) -> tuple[list[str], list[str]]:
+    """The columns of the HParams tab over a run, in TensorBoard's own order: hyperparameters, then metrics."""
+    from tensorboard.plugins.hparams import backend_context, plugin_data_pb2
+
+    content = event_accumulator(run_dir).SummaryMetadata("_hparams_/experiment").plugin_data.content
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
+    backend_context._sort_and_reduce_to_hparams_limit(experiment)
+    return [info.name for info in experiment.hparam_infos], [info.name.tag for info in experiment.metric_infos]
+
+
 def logged_scalar(run_dir, tag: str) -> float:
     """The last value of the scalar `tag` in a run's TensorBoard events."""
     return event_accumulator(run_dir).Scalars(tag)[-1].value
@@ -865,6 +875,11 @@ def test_sweep_prunes_fails_crashes_goes_on_and_reports(tmp_path, monkeypatch):
     hparams = hparams_of_run(tmp_path / str(best) / "tensorboard")
     assert hparams["optuna/trial"] == best
     assert hparams["optuna/model.optimizer.lr"] == pytest.approx(0.003)
+    # the HParams tab leads with what the sweep searched and the metric it optimised, then the shared settings
+    columns, metrics = hparams_columns(tmp_path / str(best) / "tensorboard")
+    searched = ["optuna/model.net.activation", "optuna/model.optimizer.lr", "optuna/trial"]
+    assert columns[:3] == searched and len(columns) > 20 and "data/batch_size" in columns[3:]
+    assert metrics[0] == "val/acc_best"
 
 
 def test_a_sweep_parameter_out_of_range_is_named(tmp_path, monkeypatch, capsys):

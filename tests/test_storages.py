@@ -15,6 +15,7 @@ import threading
 import time
 import types
 import warnings
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -32,6 +33,7 @@ from litlab.search.storage import (
     FAIL_REASON,
     HEARTBEAT_ATTR,
     JOURNAL_NAME,
+    LAST_HEARTBEAT,
     LOST_REASON,
     Liveness,
     build_storage,
@@ -476,12 +478,19 @@ def test_a_lost_journal_trial_is_queued_again_as_often_as_retry_failed_allows(tm
     storage = journal(tmp_path)
     study = open_study(storage, "s", ["minimize"])
     liveness = Liveness(heartbeat_interval=1, grace_period=2, retry_failed=1)
-    first = running_trial(study, clock[0] - 100)
-    fail_stale_trials(study, storage, liveness)
+    first = running_trial(study, clock[0] - 100, beat=clock[0] - 40)
+    assert fail_stale_trials(study, storage, liveness) == [first]
     assert states(study) == ["FAIL", "WAITING"]
-    retry = study.get_trials()[1]
+    lost, retry = study.get_trials()
+    # the lost trial says why and since when (where its duration ends in trials.csv); its retry starts afresh
+    last = datetime.fromtimestamp(clock[0] - 40)
+    assert lost.user_attrs[LOST_REASON] == (
+        f"lost: no heartbeat from h:1 since {last:%H:%M:%S} (grace period 2 s); its process was killed, ran out of "
+        "memory or lost its machine"
+    )
+    assert lost.user_attrs[LAST_HEARTBEAT] == last.isoformat(timespec="seconds") and not counts(lost)
     assert retry.params == {"x": 0.5} and retry.system_attrs["failed_trial"] == first
-    assert retry.user_attrs == {"worker": "h:1"}
+    assert retry.user_attrs == {"worker": "h:1"} and HEARTBEAT_ATTR not in retry.system_attrs
     assert study.ask(SPACE).params == {"x": 0.5}  # the next ask runs it
     clock[0] += 100  # ... and its worker dies too: the one retry is spent
     fail_stale_trials(study, storage, liveness)

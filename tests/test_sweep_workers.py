@@ -1081,3 +1081,36 @@ def test_worker_drops_the_trial_it_got_after_another_worker_made_up_n_trials(tin
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "FAIL"]
     assert trials[2].user_attrs[LOST_REASON] == "not run: the study reached n_trials meanwhile"
     assert tiny.sleeps == [5.0]
+
+
+def test_worker_skips_a_sampled_trial_whose_parameters_another_trial_holds(tiny, caplog):
+    study = tiny.study()
+    worker = tiny.worker(n_trials=2)
+    # an earlier command ran the very parameters this worker's sampler draws first
+    first = optuna.create_study(sampler=worker._sampler(0)).ask(SPACE).params
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5, params=first, distributions=SPACE))
+    caplog.set_level("INFO", logger="litlab.search.worker")
+    ran = tiny.run(worker)
+    trials = study.get_trials()
+    assert [t.state.name for t in trials[:2]] == ["COMPLETE", "FAIL"] and len(trials) == 3
+    assert trials[1].params == first and trials[1].user_attrs[LOST_REASON] == (
+        "skipped: trial 0 has the same parameters"
+    )
+    assert not counts(trials[1]) and trials[2].params != first
+    # the repeat never ran; the next draw did, and made up the study's 2 trials
+    assert [s["num"] for s in tiny.seen] == [2] and sum(ran.values()) == 1
+    assert any(m.startswith("Trial 1 skipped: trial 0 has the same parameters (x=") for m in caplog.messages)
+
+
+def test_worker_in_a_discrete_space_runs_a_free_set_for_a_repeat_and_stops_when_all_ran(tiny):
+    space = {"mode": CategoricalDistribution(["ok", "prune"]), "x": CategoricalDistribution([0.25, 0.5])}
+    study = tiny.study()
+    for params in ({"mode": "ok", "x": 0.25}, {"mode": "prune", "x": 0.5}):
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5, params=params, distributions=space))
+    tiny.run(tiny.worker(n_trials=10, distributions=space))
+    ran = [(s["x"], s["num"]) for s in tiny.seen]
+    evaluated = [tuple(sorted(t.params.items())) for t in study.get_trials() if counts(t)]
+    # each of the 4 sets once, though the target of 10 is out of reach, and every repeat followed by a free set
+    assert len(evaluated) == 4 == len(set(evaluated)) and len(ran) == 2
+    skipped = [t for t in study.get_trials() if LOST_REASON in t.user_attrs]
+    assert all(t.user_attrs[LOST_REASON].startswith("skipped: trial ") for t in skipped) and len(skipped) <= 2

@@ -59,6 +59,31 @@ def trials_by_state(storage: str, study_name: str) -> dict[str, list[optuna.tria
     return grouped
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes `pid` started, and theirs, as /proc shows them now (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue  # ended meanwhile
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def running_pids(pids: list[int]) -> list[int]:
+    """Those of `pids` still running (a zombie is not)."""
+    from litlab.search.watch import process_alive
+
+    return [pid for pid in pids if process_alive(pid)]
+
+
 def wait_for(condition, timeout: float, process=None) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

@@ -248,7 +248,12 @@ class LitlabOptunaSweeper(Sweeper):
                 "were started; rerun the command to continue the study (a lost trial is retried as "
                 "hydra.sweeper.retry_failed allows)."
             )
-        log.info(f"{lost} of {launched} workers lost." if lost else f"No worker lost ({launched} launched).")
+        replaced = launched - self.n_jobs
+        log.info(
+            f"{lost} of {launched} workers lost ({replaced} replacement{'s' if replaced != 1 else ''} started)."
+            if lost
+            else f"No worker lost ({launched} launched)."
+        )
 
     def _launch_together(self, workers: list[list[str]]) -> Any:
         """All workers in one launch, as Hydra gives it: the basic launcher runs them in this process, one after

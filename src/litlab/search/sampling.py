@@ -53,13 +53,17 @@ def _evaluated(trial: FrozenTrial) -> bool:
 def repeated_trial(trial: FrozenTrial, trials: Iterable[FrozenTrial]) -> int | None:
     """The number of another trial holding the parameters that `trial` was sampled with, if any.
 
-    A trial asked for on purpose (enqueued, or a lost trial's retry) is never a repeat.
+    A trial asked for on purpose (enqueued, or a lost trial's retry) is never a repeat. Of two running trials
+    sampled alike at the same moment, the later one is the repeat: the earlier one runs.
     """
     if FIXED_PARAMS in trial.system_attrs:
         return None
     for other in trials:
-        if other.number != trial.number and _evaluated(other) and _params(other) == trial.params:
-            return other.number
+        if other.number == trial.number or not _evaluated(other) or _params(other) != trial.params:
+            continue
+        if other.state == TrialState.RUNNING and FIXED_PARAMS not in other.system_attrs and other.number > trial.number:
+            continue
+        return other.number
     return None
 
 
