@@ -147,9 +147,13 @@ def test_sweep_processes_share_one_postgresql_and_journal_study(storage_spec, tm
 
     trials = trials_by_state(open_storage(storage_spec), "shared")
     finished = trials.get("COMPLETE", []) + trials.get("PRUNED", [])
-    # every trial finished (none left running or failed), each under its own number
-    assert set(trials) <= {"COMPLETE", "PRUNED"} and len(finished) >= 2
-    assert sorted(t.number for t in finished) == list(range(len(finished)))
+    # every trial finished (none left running), each under its own number; a draw of parameters another
+    # command ran is skipped, not run
+    assert set(trials) <= {"COMPLETE", "PRUNED", "FAIL"} and len(finished) >= 2
+    assert all(t.user_attrs[LOST_REASON].startswith("skipped: ") for t in trials.get("FAIL", []))
+    numbers = sorted(t.number for ts in trials.values() for t in ts)
+    assert numbers == list(range(len(numbers)))
+    assert len({tuple(sorted(t.params.items())) for t in finished}) == len(finished)
     # and each ran as its own job, in its own folder
     runs = [p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and (p / ".hydra").is_dir()]
     assert len(runs) >= len(finished)

@@ -464,3 +464,33 @@ def test_two_identical_commands_started_together_share_the_work_without_repeatin
     assert fresh.wait(timeout=900) == 0, (tmp_path / "fresh.log").read_text()[-3000:]
     first = optuna.load_study(study_name="fresh", storage=storage).trials[0]
     assert first.params == trials[0].params
+
+
+class Blocking:
+    """Worker jobs that run until the test lets them end; `stop()` is what the pool calls to end them."""
+
+    def __init__(self) -> None:
+        self.release, self.stopped = threading.Event(), False
+
+    def __call__(self, overrides, index) -> JobReturn:
+        self.release.wait(timeout=60)
+        return done({})
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.release.set()
+
+
+@pytest.mark.parametrize("end_in_time", [True, False])
+def test_interrupted_workers_get_time_to_close_their_trials_then_are_ended(end_in_time):
+    jobs = Blocking()
+    pool = WorkerPool(jobs, lambda k: [], 2, 0, lambda: True, poll=0.01)
+    for index in range(2):
+        pool._start(index)
+    pool.running = 2
+    if end_in_time:  # the terminal's Ctrl-C reached the workers too: they close their trials and end
+        jobs.release.set()
+    started = time.monotonic()
+    pool.interrupted(timeout=0.5)
+    assert jobs.stopped is not end_in_time
+    assert time.monotonic() - started < (0.4 if end_in_time else 5)
