@@ -1,23 +1,28 @@
 """Entry point: `python predict.py ckpt_path=PATH inputs=PATH` (see configs/predict.yaml and the README).
 
-The @hydra.main function lives in this file (Hydra's shell completion looks for it here), and the training
-stack is imported inside it, so that `--help` and `--cfg` answer without loading torch.
+The training stack (torch, Lightning) is imported inside `main`, once a run starts: `--help`, `--cfg job`,
+`--info` and TAB completion (which runs this file on every TAB) answer without it. Hydra's bash completion
+completes only files that hold their `@hydra.main` themselves, hence the decorator here.
 """
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from litlab.utils.cli import accept_null_groups
-from litlab.utils.whitelist import EXECUTION_WHITELIST
+from litlab import CONFIG_DIR
+from litlab.cli import drop_null_groups
+from litlab.whitelist import EXECUTION_WHITELIST
 
 
-@accept_null_groups  # `logger=null` turns a config group off, as in train.py
-@hydra.main(config_path="configs", config_name="predict.yaml", execution_whitelist=EXECUTION_WHITELIST)
+@hydra.main(config_path=str(CONFIG_DIR), config_name="predict.yaml", execution_whitelist=EXECUTION_WHITELIST)
 def main(cfg: DictConfig) -> None:
+    """Predicts from a checkpoint alone: classes, nearest words, samples or translations, by its kind."""
     from litlab.predict import run
 
     run(cfg)
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = drop_null_groups(sys.argv[1:])  # `logger=null` turns a group off, as in lightning-hydra-template
     main()

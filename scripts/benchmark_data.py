@@ -1,6 +1,6 @@
 """One MNIST training epoch of the same MLP, three ways, in one run: how much does the input pipeline cost?
 
-    python scripts/benchmark_data.py [--data-dir DIR] [--rounds 3] [--epochs 3] [--tv-workers 0]
+    python scripts/benchmark_data.py [--data-dir DIR] [--rounds 3] [--epochs 3] [--tv-workers 0] [--results-page NAME]
 
 1. plain: a hand-written PyTorch loop over in-memory tensors (the floor);
 2. litlab: our MNISTDataModule and ImageClassifier (all its metrics) under a Lightning Trainer with the
@@ -17,10 +17,12 @@ a round pays for warm-up). All ways share one process after `speed.apply()`, whi
 NVML library, drops the per-call NVML probe that `import lightning` turns on (see src/litlab/speed.py):
 left on, it would slow the plain loop's Adam by about 0.15 ms a step too. The last lines are the
 epoch-time ratios `speedup_vs_torchvision` (torchvision / litlab), `overhead_vs_plain` (litlab / plain) and
-`speedups_saving` (litlab-no-speedups / litlab).
+`speedups_saving` (litlab-no-speedups / litlab). The table also goes to docs/results/data-pipeline.md
+(`--results-page`), stamped with the command, commit and machine.
 """
 
 import argparse
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,6 +41,7 @@ from litlab.data import MNISTDataModule
 from litlab.data.synthetic import write_mnist
 from litlab.models import ImageClassifier
 from litlab.models.nets import MLP
+from litlab.reports.results_page import markdown_table, write_results_page
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist-subset"
@@ -50,6 +53,13 @@ NET = {
     "num_classes": 10,
     "hidden_sizes": [64, 128, 64],
     "batch_norm": True,
+}
+WAYS = {
+    "plain": "plain PyTorch loop over in-memory tensors",
+    "lightning-bare": "stock Lightning: litlab's datamodule, a LightningModule that only computes the loss",
+    "litlab": "litlab: its datamodule and `ImageClassifier` (loss, accuracy), `NoProfiler`",
+    "litlab-no-speedups": "litlab with its speed measures off (`speedups=false`)",
+    "torchvision": "torchvision `MNIST(transform=...)` through a DataLoader",
 }
 
 
@@ -171,16 +181,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3, help="epochs of each way in each round")
     parser.add_argument("--tv-workers", type=int, default=0, help="DataLoader workers of the torchvision pipeline")
+    parser.add_argument("--results-page", default="data-pipeline", help="the page of docs/results/ ('' for none)")
     args = parser.parse_args()
 
     data_dir = args.data_dir or (SHARED_MNIST if SHARED_MNIST.exists() else None)
+    data_kind = "real MNIST"
     if data_dir is None:
+        data_kind = "generated MNIST idx files"
         data_dir = write_mnist(Path(tempfile.mkdtemp()), n_train=14_000, n_test=1_000)
         print(f"real MNIST not found: using generated MNIST in {data_dir}")
     dataset = MNIST(str(data_dir), train=True)
     images, labels = dataset.data.unsqueeze(1), dataset.targets
     print(f"data: {data_dir} ({len(images)} training images), batch {BATCH}, {torch.get_num_threads()} threads")
 
+    load_before = os.getloadavg()
     speed.apply()
     ways = {
         "plain": lambda: plain_epochs(images, labels, args.epochs),
@@ -208,9 +222,30 @@ def main() -> None:
     for name, seconds in best.items():
         epochs = ", ".join(f"{t:.2f}" for t in results[name])
         print(f"{name:15s} {len(images) / seconds:10.0f} images/s   best epoch {seconds:.3f} s   (epochs: {epochs})")
-    print(f"speedup_vs_torchvision={best['torchvision'] / best['litlab']:.2f}")
-    print(f"overhead_vs_plain={best['litlab'] / best['plain']:.2f}")
-    print(f"speedups_saving={best['litlab-no-speedups'] / best['litlab']:.2f}")
+    ratios = {
+        "speedup_vs_torchvision": best["torchvision"] / best["litlab"],
+        "overhead_vs_plain": best["litlab"] / best["plain"],
+        "speedups_saving": best["litlab-no-speedups"] / best["litlab"],
+    }
+    for name, value in ratios.items():
+        print(f"{name}={value:.2f}")
+    if args.results_page:
+        rows = [[WAYS[name], f"{len(images) / seconds:,.0f}", f"{seconds:.3f} s"] for name, seconds in best.items()]
+        body = "\n\n".join(
+            [
+                f"One training epoch of the MLP 784-64-128-64-10 (batch norm, batch {BATCH}, Adam) on {data_kind} "
+                f"({len(images):,} training images), {torch.get_num_threads()} torch threads. The ways took turns for "
+                f"{args.rounds} rounds of {args.epochs} epochs; each way's fastest epoch counts.",
+                markdown_table(["pipeline", "images/s", "best epoch"], rows),
+                "\n".join(f"- `{name}` = {value:.2f}" for name, value in ratios.items())
+                + f"\n- load average (1, 5, 15 min) before: {', '.join(f'{x:.2f}' for x in load_before)}; "
+                f"after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
+                "`speedup_vs_torchvision` is torchvision's epoch over litlab's, `overhead_vs_plain` litlab's over the "
+                "plain loop's, `speedups_saving` litlab's without its speed measures over litlab's.",
+            ]
+        )
+        path = write_results_page(args.results_page, "Input pipeline: one MNIST epoch, five ways", body)
+        print(f"results page: {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

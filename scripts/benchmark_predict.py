@@ -1,12 +1,14 @@
 """predict.py on real images: the test split of a classifier's dataset written as PNG files, then predicted.
 
     python scripts/benchmark_predict.py CKPT [--data-dir ../shared/data/mnist-subset] [--counts 1000 10000]
+        [--results-page predict]
 
 For each count, the first N test images are written as PNG files into a temporary folder and
 `python predict.py ckpt_path=CKPT inputs=<folder>` runs on them as a separate process. The script prints
 the wall time, images per second, the process's peak memory (flat when the prediction writer does its job),
 the accuracy against the labels, and the agreement with the model run on the same images through the
-training pipeline (its datamodule's normalisation), which should be 100%.
+training pipeline (its datamodule's normalisation), which should be 100%. With `--results-page NAME` the
+table also goes to docs/results/NAME.md, stamped with the command, commit and machine.
 """
 
 import argparse
@@ -22,7 +24,8 @@ from pathlib import Path
 import torch
 from torchvision.io import write_png
 
-from litlab.utils.checkpoint import Checkpoint
+from litlab.checkpoints.load import CheckpointFile
+from litlab.reports.results_page import markdown_table, write_results_page
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,9 +55,10 @@ def main() -> None:
     parser.add_argument("ckpt", type=Path, help="a classifier checkpoint (e.g. of experiment=mnist_cnn)")
     parser.add_argument("--data-dir", help="where its dataset is (default: the data_dir saved in the checkpoint)")
     parser.add_argument("--counts", type=int, nargs="+", default=[1000, 10000], help="test images per run")
+    parser.add_argument("--results-page", help="also write the table to docs/results/<this name>.md")
     args = parser.parse_args()
 
-    checkpoint = Checkpoint.open(args.ckpt)
+    checkpoint = CheckpointFile.open(args.ckpt)
     datamodule = checkpoint.datamodule()
     if args.data_dir:
         datamodule.hparams.data_dir = args.data_dir
@@ -66,9 +70,11 @@ def main() -> None:
         reference = torch.cat([model(datamodule.normalize(chunk)).argmax(1) for chunk in images.split(1000)])
     names = checkpoint.data["class_names"]
 
-    print(f"{type(datamodule).__name__} test split: {len(images)} images; model {checkpoint.module_name}")
-    print("| images | wall time | images/s | peak memory | accuracy | same as the training pipeline |")
-    print("|---|---|---|---|---|---|")
+    source = f"{type(datamodule).__name__} test split: {len(images)} images; model {checkpoint.module_name}"
+    print(source)
+    header = ["images", "wall time", "images/s", "peak memory", "accuracy", "same as the training pipeline"]
+    print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+    rows = []
     for count in args.counts:
         count = min(count, len(images))
         with tempfile.TemporaryDirectory() as tmp:
@@ -82,10 +88,20 @@ def main() -> None:
         order = torch.tensor([predicted[i] for i in range(count)])
         accuracy = (order == labels[:count]).float().mean().item()
         agreement = (order == reference[:count]).float().mean().item()
-        print(
-            f"| {count:,} | {seconds:.1f} s | {count / seconds:,.0f} | {peak_mb:,.0f} MB | {accuracy:.4f} | "
-            f"{agreement:.2%} |"
+        rows.append(
+            [f"{count:,}", f"{seconds:.1f} s", f"{count / seconds:,.0f}", f"{peak_mb:,.0f} MB", f"{accuracy:.4f}",
+             f"{agreement:.2%}"]
+        )  # fmt: skip
+        print(markdown_table(header, rows).splitlines()[-1])
+    if args.results_page:
+        body = (
+            f"`predict.py` as a separate process on the first N test images written as PNG files ({source}). "
+            "Peak memory is the largest of the predict processes run so far; accuracy is against the labels, the "
+            "last column the share of predictions equal to the model's through the training pipeline.\n\n"
+            + markdown_table(header, rows)
         )
+        path = write_results_page(args.results_page, "predict.py on real images", body)
+        print(f"results page: {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

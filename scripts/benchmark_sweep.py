@@ -12,7 +12,8 @@ after (other jobs on a shared machine skew every figure).
     python scripts/benchmark_sweep.py                       # 12 trials on the MNIST subset, 1 vs 2 workers
     python scripts/benchmark_sweep.py --threads-per-worker 1  # every worker one thread (1 core vs 2)
     python scripts/benchmark_sweep.py --workers 1 4 --threads 4 --trials 20 -- trainer=gpu   # sharing one GPU
-Arguments after `--` are passed on to every `train.py` run.
+Arguments after `--` are passed on to every `train.py` run. The table also goes to docs/results/sweep-workers.md
+(`--results-page`), stamped with the command, commit and machine.
 """
 
 import argparse
@@ -25,6 +26,8 @@ from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
+
+from litlab.reports.results_page import markdown_table, write_results_page
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "mnist-subset"
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--seed", type=int, default=1234, help="the sampler's seed")
     parser.add_argument("--data", type=Path, default=DATA, help="the MNIST folder (paths.data_dir)")
     parser.add_argument("--out", type=Path, default=ROOT / "logs" / "benchmark_sweep", help="output folder")
+    parser.add_argument("--results-page", default="sweep-workers", help="the page of docs/results/ ('' for none)")
     args = parser.parse_args(own)
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -136,6 +140,32 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     figures["cpu_cores"] = os.cpu_count() or 1
     for name, value in figures.items():
         print(f"{name}={value}")
+    if args.results_page:
+        rows = [
+            [
+                workers,
+                args.threads_per_worker or max(1, args.threads // workers),
+                ", ".join(f"{r['seconds']:.0f} s" for r in runs[workers]),
+                figures[f"workers_{workers}_trials_per_min"],
+                f"{figures[f'workers_{workers}_mean_trial_s']} s",
+            ]
+            for workers in args.workers
+        ]
+        header = ["workers", "torch threads each", "wall time of each run", "trials per minute", "mean trial"]
+        body = "\n\n".join(
+            [
+                f"`hparams_search={args.search}`, {args.trials} trials per run (sampler seed {args.seed}, no pruner, "
+                f"the same parameters in every run), {args.repeats} runs per worker count in alternating order, "
+                "`hydra/launcher=joblib`. Trials per minute and the mean trial duration are medians over the runs; "
+                "trials per minute count the command's whole wall time, start-up included.",
+                markdown_table(header, rows),
+                f"- `speedup_{last}_vs_{first}` = {figures[f'speedup_{last}_vs_{first}']}\n"
+                f"- load average (1 min) before: {figures['load_average_1min_before']}; "
+                f"after: {figures['load_average_1min_after']}",
+            ]
+        )
+        path = write_results_page(args.results_page, "Sweep workers: trials per minute", body)
+        print(f"results page: {path.relative_to(ROOT)}")
     return figures
 
 

@@ -1,12 +1,15 @@
 """Words per second of word2vec training, litlab's against gensim's, with the same settings in one run.
 
     python scripts/benchmark_word2vec.py CORPUS [--analogies questions-words.txt] [--similarity wordsim353.tsv]
+        [--repeats 2] [--results-page word2vec-gensim]
 
 Both train skip-gram with negative sampling on the same sentences (litlab's tokeniser), with the same
 dimension, window, negatives, min_count, sample, epochs and learning-rate decay. Words per second counts
 in-vocabulary corpus words (before subsampling) times epochs over the training time, for both alike;
 vocabulary building is left out of both. gensim (an optional extra: `pip install -e '.[bench]'`) is
-skipped when it is not installed. On a shared CPU run the two back to back, as here, to compare fairly.
+skipped when it is not installed. On a shared CPU run the two back to back, as here, to compare fairly;
+`--repeats N` runs the pair N times. The table also goes to docs/results/word2vec-gensim.md
+(`--results-page`), stamped with the command, commit and machine.
 """
 
 import argparse
@@ -20,17 +23,27 @@ import torch
 from litlab.data.text import TextCorpusDataModule, read_sentences
 from litlab.models.embeddings import WordVectors
 from litlab.models.word2vec import Word2Vec
+from litlab.reports.results_page import markdown_table, write_results_page
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def evaluate(vectors: WordVectors, args: argparse.Namespace) -> str:
-    scores = []
+def evaluate(vectors: WordVectors, args: argparse.Namespace) -> dict[str, str]:
+    """The analogy accuracy and the WordSim Spearman correlation, for the files given ("-" otherwise)."""
+    scores = {"analogy": "-", "wordsim spearman": "-"}
     if args.analogies:
         result = vectors.analogy_accuracy(args.analogies, restrict=args.restrict)
-        scores.append(f"analogy {result.accuracy:.4f} ({result.correct}/{result.total})")
+        scores["analogy"] = f"{result.accuracy:.4f} ({result.correct}/{result.total})"
     if args.similarity:
         result = vectors.similarity_spearman(args.similarity)
-        scores.append(f"wordsim spearman {result.spearman:.4f} ({result.pairs} pairs)")
-    return ", ".join(scores)
+        scores["wordsim spearman"] = f"{result.spearman:.4f} ({result.pairs} pairs)"
+    return scores
+
+
+def shown(scores: dict[str, str]) -> str:
+    """The scores that were computed, as `; name value, ...` ("" when none was)."""
+    text = ", ".join(f"{name} {value}" for name, value in scores.items() if value != "-")
+    return f"; {text}" if text else ""
 
 
 def run_litlab(args: argparse.Namespace) -> tuple[float, WordVectors]:
@@ -113,6 +126,8 @@ def main() -> None:
     parser.add_argument("--accelerator", default="cpu", help="litlab's device: cpu, gpu or auto")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-gensim", action="store_true")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of the pair, back to back (one row each)")
+    parser.add_argument("--results-page", default="word2vec-gensim", help="the page of docs/results/ ('' for none)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -120,8 +135,43 @@ def main() -> None:
     sentences = read_sentences(args.corpus)
     print(f"corpus {args.corpus}: {len(sentences)} sentences, {sum(map(len, sentences))} words; {vars(args)}")
 
-    speed, vectors = run_litlab(args)
-    print(f"litlab: {speed:,.0f} words/s; vocabulary {len(vectors)}; {evaluate(vectors, args)}")
+    rows = []
+    for repeat in range(1, args.repeats + 1):
+        speed, vectors = run_litlab(args)
+        scores = evaluate(vectors, args)
+        print(f"litlab: {speed:,.0f} words/s; vocabulary {len(vectors)}{shown(scores)}")
+        if repeat == 1:
+            check_round_trip(vectors, args)
+        row = [repeat, f"{speed:,.0f}", "-", "-", scores["analogy"], "-", scores["wordsim spearman"], "-"]
+        if not args.skip_gensim:
+            try:
+                speed_gensim, vectors_gensim = run_gensim(args, sentences)
+            except ImportError:
+                print("gensim: not installed (pip install -e '.[bench]'), skipped")
+            else:
+                scores_gensim = evaluate(vectors_gensim, args)
+                print(f"gensim: {speed_gensim:,.0f} words/s; vocabulary {len(vectors_gensim)}{shown(scores_gensim)}")
+                print(f"litlab / gensim speed: {speed / speed_gensim:.2f}")
+                row[2:4] = [f"{speed_gensim:,.0f}", f"{speed / speed_gensim:.2f}"]
+                row[5], row[7] = scores_gensim["analogy"], scores_gensim["wordsim spearman"]
+        rows.append(row)
+    if args.results_page:
+        header = ["run", "litlab words/s", "gensim words/s", "ratio", "analogy litlab", "analogy gensim",
+                  "WordSim-353 Spearman litlab", "WordSim-353 Spearman gensim"]  # fmt: skip
+        body = (
+            f"Skip-gram with negative sampling on `{Path(args.corpus).name}` ({len(sentences):,} sentences, "
+            f"{sum(map(len, sentences)):,} words), dimension {args.dim}, window {args.window}, {args.negatives} "
+            f"negatives, min_count {args.min_count}, sample {args.sample:g}, {args.epochs} epochs, {args.threads} "
+            f"thread(s) each; litlab at {args.batch_size:,} pairs per step, `negatives_group={args.negatives_group}`. "
+            "Words per second count in-vocabulary words times epochs over the training time, for both alike; "
+            "the runs went back to back, litlab then gensim.\n\n" + markdown_table(header, rows)
+        )
+        path = write_results_page(args.results_page, "word2vec: litlab against gensim", body)
+        print(f"results page: {path.relative_to(ROOT)}")
+
+
+def check_round_trip(vectors: WordVectors, args: argparse.Namespace) -> None:
+    """The vectors survive the word2vec text format, and gensim reads the file when it is installed."""
     with tempfile.TemporaryDirectory() as tmp:
         saved = vectors.save_word2vec(Path(tmp) / "vectors.txt")
         reloaded = WordVectors.load_word2vec(saved)
@@ -135,16 +185,6 @@ def main() -> None:
             except ImportError:
                 pass
         print(f"litlab: word2vec text format round trip ok{gensim_reads}")
-
-    if args.skip_gensim:
-        return
-    try:
-        speed_gensim, vectors_gensim = run_gensim(args, sentences)
-    except ImportError:
-        print("gensim: not installed (pip install -e '.[bench]'), skipped")
-        return
-    print(f"gensim: {speed_gensim:,.0f} words/s; vocabulary {len(vectors_gensim)}; {evaluate(vectors_gensim, args)}")
-    print(f"litlab / gensim speed: {speed / speed_gensim:.2f}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ and each sampler's own sweep folder (with optimization_results.yaml, trials.csv 
     python scripts/compare_samplers.py --epochs 80 -- trainer.max_epochs=4
     python scripts/compare_samplers.py --budget 600 --samplers random tpe tpe_hyperband -- trainer.max_epochs=10
 Arguments after `--` are passed on to every `train.py` run. The comparison itself is `litlab.reports.samplers`.
+With `--results-page NAME` the table and the plot also go to docs/results/NAME.md (and NAME.png beside it),
+stamped with the command, commit and machine.
 """
 
 import argparse
@@ -26,6 +28,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
+from litlab.reports.results_page import markdown_table, page_path, write_results_page
 from litlab.reports.samplers import epochs_spent, finished_trials, plot, progress, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,6 +121,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--search", default="samplers_compare", help="the hparams_search config to run")
     parser.add_argument("--out", type=Path, default=ROOT / "logs" / "samplers_compare", help="output folder")
     parser.add_argument("--metric", default="val/acc_best", help="the optimised metric's name, for the plot")
+    parser.add_argument("--results-page", help="also write the table and plot to docs/results/<this name>.md")
     args = parser.parse_args(own)
     if args.epochs is None and args.budget is None:
         args.budget = 300
@@ -142,7 +146,33 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     )
     print(table.to_string(index=False))
     print(f"Plot and table written to {args.out}")
+    if args.results_page:
+        write_page(args, table, extra)
     return table
+
+
+def write_page(args: argparse.Namespace, table: pd.DataFrame, extra: list[str]) -> None:
+    """The table and the plot as a results page (the plot beside it, NAME.png)."""
+    picture = page_path(args.results_page).with_suffix(".png")
+    picture.parent.mkdir(parents=True, exist_ok=True)
+    picture.write_bytes((args.out / "samplers_compare.png").read_bytes())
+    budget = f"{args.epochs} training epochs" if args.epochs else f"{args.budget:g} s of wall time"
+    header = ["sampler", f"best {args.metric}", "complete", "pruned", "failed", "epochs spent", "wall time"]
+    rows = [
+        [r.sampler, "-" if pd.isna(r.best_value) else f"{r.best_value:.4f}", r.trials_finished, r.trials_pruned,
+         r.trials_failed, r.epochs_spent, f"{r.wall_s} s"]
+        for r in table.itertuples()
+    ]  # fmt: skip
+    body = "\n\n".join(
+        [
+            f"`hparams_search={args.search}` with each sampler in its own study, on a budget of {budget} per "
+            f"sampler{'; every train.py run got ' + ' '.join(f'`{a}`' for a in extra) if extra else ''}.",
+            markdown_table(header, rows),
+            f"![best {args.metric} so far against wall time and epochs]({picture.name})",
+        ]
+    )
+    path = write_results_page(args.results_page, "Samplers compared on one search", body)
+    print(f"results page: {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 ENV_VAR = "LITLAB_STORAGE"
 
 
-def describe(storage: str) -> str:
+def masked_storage(storage: str) -> str:
     """The storage as it may be printed: a URL without its password, a journal file by its path."""
     if "://" not in storage:
         return storage
@@ -48,7 +48,9 @@ def check_storage(storage: str) -> None:
             pass
     except (ArgumentError, SQLAlchemyError, ImportError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"Cannot open the study storage {describe(storage)} ({reason}): check the URL.") from None
+        raise ValueError(
+            f"Cannot open the study storage {masked_storage(storage)} ({reason}): check the URL."
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         check_storage(args.storage)
     except ValueError as err:
         sys.exit(str(err))
-    print(f"optuna-dashboard on {describe(args.storage)}: http://{args.host}:{args.port}", flush=True)
+    print(f"optuna-dashboard on {masked_storage(args.storage)}: http://{args.host}:{args.port}", flush=True)
     try:
         optuna_dashboard.run_server(args.storage, host=args.host, port=args.port)
     except OSError as err:

@@ -10,7 +10,8 @@ cosmic-ray edits the module in place (so Lightning's `save_hyperparameters`, whi
 still sees the real `__init__`) and puts it back after each mutant; this script puts it back too if it is
 interrupted. Each mutant's tests run in a process forked from a server that has imported torch, Lightning and
 the other heavy libraries once, so a mutant costs its tests, not five seconds of imports. The session database
-is kept in logs/mutation/ for `cr-report` and `cr-html`.
+is kept in logs/mutation/ for `cr-report` and `cr-html`. The module's score replaces its row of
+docs/results/mutation.md, stamped with the commit, date and machine it was measured on.
 """
 
 import argparse
@@ -155,8 +156,8 @@ def _diff_lines(diff: str) -> list[str]:
     return [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
 
 
-def report(db) -> float:
-    """Prints the counts, the score and the surviving mutants; returns the score."""
+def report(db) -> tuple[float, dict[str, int]]:
+    """Prints the counts, the score and the surviving mutants; returns the score and the counts."""
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
     counts = {"killed": 0, "survived": 0, "equivalent": 0, "excluded": 0, "no mutation": 0}
@@ -183,7 +184,37 @@ def report(db) -> float:
         f"equivalent {counts['equivalent']}); excluded operators: {counts['excluded']}"
     )
     print(f"score: {counts['killed']} / ({total} - {counts['equivalent']}) = {score:.1%}")
-    return score
+    return score, {**counts, "total": total}
+
+
+RESULTS_PAGE = "mutation"
+RESULTS_HEADER = ["module", "mutants", "killed", "survived", "equivalent", "score", "wall", "commit", "date", "machine"]
+RESULTS_INTRO = (
+    "One row per module, each measured by `python scripts/mutate.py <module>` (`make mutate MODULE=<module>`) and, "
+    "after tests were added for its survivors, `--retest-survivors` (its wall time added after a +). Mutants are "
+    "those of the operators kept by `mutation/config.toml`, tested by the module's tests listed there; equivalent "
+    "mutants are listed with their reasons in `mutation/equivalent.toml`; the score is killed / (mutants - "
+    "equivalent). Each row carries the commit, date and machine it was measured on; measuring a module again "
+    "replaces its row."
+)
+
+
+def record_score(key: str, score: float, counts: dict[str, int], seconds: float, retest: bool) -> Path:
+    """The module's row of docs/results/mutation.md, replaced; a retest adds its wall time to the run's."""
+    # imported here: the test server forks mutants' runs and must not hold any litlab module read before them
+    from litlab.reports.results_page import git_commit, machine_description, page_path, read_table, upsert_row
+
+    wall = f"{seconds / 60:.1f} min"
+    page = page_path(RESULTS_PAGE)
+    if retest and page.is_file():
+        header, rows = read_table(page)
+        previous = next((dict(zip(header, row, strict=False)) for row in rows if row[0] == f"`{key}`"), None)
+        if previous and previous.get("wall", "-") != "-":
+            wall = f"{previous['wall']} + {wall}"
+    date = time.strftime("%Y-%m-%d", time.gmtime())
+    row = [f"`{key}`", counts["total"], counts["killed"], counts["survived"], counts["equivalent"], f"{score:.1%}",
+           wall, git_commit(), date, machine_description()]  # fmt: skip
+    return upsert_row(RESULTS_PAGE, "Mutation scores", RESULTS_INTRO, RESULTS_HEADER, row)
 
 
 def run(module: Path, tests: list[str] | None, timeout: float, retest_survivors: bool = False) -> float:
@@ -248,9 +279,9 @@ def run(module: Path, tests: list[str] | None, timeout: float, retest_survivors:
             print(f"{len(todo)} mutants to test ({len(items) - len(todo)} excluded or equivalent)", flush=True)
             # cosmic-ray's timeout is the client's; the forked run has its own alarm, a little earlier.
             LocalDistributor()(todo, test_command, timeout + 5, {}, on_task_complete=on_done)
-            score = report(db)
-        print(f"session: {session.relative_to(ROOT)} ({time.monotonic() - started:.0f} s)")
-        return score
+            score, counts = report(db)
+        seconds = time.monotonic() - started
+        print(f"session: {session.relative_to(ROOT)} ({seconds:.0f} s)")
     finally:
         if (ROOT / module).read_bytes() != original:
             (ROOT / module).write_bytes(original)
@@ -258,6 +289,10 @@ def run(module: Path, tests: list[str] | None, timeout: float, retest_survivors:
         server.terminate()
         server.wait(timeout=30)
         sock_path.unlink(missing_ok=True)
+    # written once the module is back as it was, so that the commit's mark reflects the real tree
+    page = record_score(key, score, counts, seconds, retest_survivors)
+    print(f"results page: {page.relative_to(ROOT)}")
+    return score
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from litlab import CONFIG_DIR
 from litlab.train import train
-from litlab.utils.whitelist import EXECUTION_WHITELIST
+from litlab.whitelist import EXECUTION_WHITELIST
 from tests.helpers.config import compose_config, train_config
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))

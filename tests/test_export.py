@@ -8,10 +8,10 @@ import onnxruntime
 import pytest
 import torch
 
+from litlab.checkpoints.load import CheckpointError, CheckpointFile
 from litlab.data import DigitsDataModule
 from litlab.export import ATOL, RTOL, StandardisedClassifier, export, export_onnx, export_pt2, run_exported
-from litlab.models.base import build_net
-from litlab.utils.checkpoint import Checkpoint, CheckpointError
+from litlab.models.nets.build import build_net
 from tests.helpers.checkpoints import run_entry_point
 from tests.helpers.config import export_config
 
@@ -26,7 +26,7 @@ def digits_batch() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def pytorch_logits(ckpt, standardised: torch.Tensor) -> np.ndarray:
-    model = Checkpoint.open(ckpt).module().eval()
+    model = CheckpointFile.open(ckpt).module().eval()
     with torch.no_grad():
         return model(standardised).numpy()
 

@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
+from litlab.checkpoints.load import CheckpointFile
 from litlab.data import DigitsDataModule
 from litlab.data.inputs import InputError, read_image, read_tensor_file
 from litlab.predict import predict
-from litlab.utils.checkpoint import Checkpoint
 from tests.helpers.checkpoints import run_entry_point
 from tests.helpers.config import predict_config
 
@@ -146,7 +146,7 @@ def test_tensor_file_predictions_match_the_training_pipeline(tmp_path, classifie
         f"{tmp_path / 'test_split.pt'}[1]",
     ]
 
-    model = Checkpoint.open(classifier_ckpt).module().eval()
+    model = CheckpointFile.open(classifier_ckpt).module().eval()
     with torch.no_grad():
         probabilities = model(data.normalize(images)).softmax(1)
     top, classes = probabilities.max(1)
@@ -262,7 +262,7 @@ def test_cyclegan_translates_a_folder_both_ways(tmp_path, cyclegan_ckpt):
     rng = np.random.default_rng(0)
     for k, (size, mode) in enumerate([((28, 28), "L"), ((40, 50), "RGB"), ((17, 17), "L")]):
         Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).convert(mode).save(folder / f"in{k}.png")
-    model = Checkpoint.open(cyclegan_ckpt).module().eval()
+    model = CheckpointFile.open(cyclegan_ckpt).module().eval()
     outputs = {}
     for direction, generator in (("AtoB", model.g_ab), ("BtoA", model.g_ba)):
         overrides = [f"ckpt_path={cyclegan_ckpt}", f"inputs={folder}", f"direction={direction}"]

@@ -151,11 +151,13 @@ def test_hook_names_skip_module_bookkeeping_only_when_enabled(enabled, monkeypat
     ("overrides", "profiler"),
     [
         ([], speed.NoProfiler),
-        (["speedups=false"], PassThroughProfiler),
+        (["speedups=false"], speed.NoProfiler),
+        (["speedups=false", "trainer.profiler=null"], PassThroughProfiler),
         (["trainer.profiler=simple"], "SimpleProfiler"),
     ],
 )
-def test_the_speedups_key_reaches_the_run(overrides, profiler, tmp_path, monkeypatch):
+def test_the_speedups_key_and_the_profiler_reach_the_run(overrides, profiler, tmp_path, monkeypatch):
+    """`speedups` switches the process-wide measures; the profiler is the Trainer setting the config shows."""
     monkeypatch.setenv(VAR, "1")
     monkeypatch.setattr(ctypes, "CDLL", _no_library)
     cfg = train_config(["train=false", "test=false", "~logger", *overrides], tmp_path)

@@ -4,9 +4,9 @@ import pytest
 import torch
 import yaml
 
+from litlab.checkpoints.load import CheckpointError
 from litlab.eval import evaluate
 from litlab.train import train
-from litlab.utils.checkpoint import CheckpointError
 from tests.helpers.config import eval_config, train_config
 
 

@@ -5,7 +5,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import execution_whitelist, instantiate
 from omegaconf import OmegaConf
 
-from litlab.utils.whitelist import EXECUTION_WHITELIST, ForbiddenTargetError, refuse_loading_targets
+from litlab.whitelist import EXECUTION_WHITELIST, ForbiddenTargetError, refuse_loading_targets
 
 
 @pytest.mark.parametrize(

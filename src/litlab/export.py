@@ -17,10 +17,11 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from litlab.data.inputs import standardise
-from litlab.utils import RankedLogger, extras, task_wrapper
-from litlab.utils.checkpoint import Checkpoint, CheckpointError
+from litlab.checkpoints.load import CheckpointError, CheckpointFile
+from litlab.data.pixels import standardise
 from litlab.utils.errors import report_errors
+from litlab.utils.pylogger import RankedLogger
+from litlab.utils.utils import extras, task_context
 
 log = RankedLogger(__name__)
 
@@ -41,7 +42,7 @@ class StandardisedClassifier(nn.Module):
         return self.net(standardise(images, self.mean, self.std))
 
 
-def exportable(checkpoint: Checkpoint) -> tuple[StandardisedClassifier, dict[str, Any]]:
+def exportable(checkpoint: CheckpointFile) -> tuple[StandardisedClassifier, dict[str, Any]]:
     """The checkpoint's classifier in eval mode with the normalisation folded in, and its description."""
     net, spec = checkpoint.network()
     data = checkpoint.data
@@ -107,51 +108,51 @@ def run_exported(path: Path, images: Tensor) -> np.ndarray:
     return torch.export.load(str(path)).module()(images).detach().numpy()
 
 
-@task_wrapper
 def export(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Exports the classifier of `ckpt_path` and checks the file against PyTorch on the same batch."""
-    if not cfg.get("ckpt_path"):
-        raise CheckpointError("No checkpoint given: pass ckpt_path=<run dir>/checkpoints/<file>.ckpt.")
-    fmt = str(cfg.format).lower()
-    if fmt not in FORMATS:
-        raise ValueError(f"Unknown format={cfg.format}: choose onnx or pt2 (torchscript writes pt2).")
-    if fmt == "torchscript":
-        log.warning(
-            "TorchScript is deprecated (torch.jit warns since torch 2.10): writing torch.export's .pt2 instead; "
-            "load it with torch.export.load(path).module()."
+    with task_context(cfg):
+        if not cfg.get("ckpt_path"):
+            raise CheckpointError("No checkpoint given: pass ckpt_path=<run dir>/checkpoints/<file>.ckpt.")
+        fmt = str(cfg.format).lower()
+        if fmt not in FORMATS:
+            raise ValueError(f"Unknown format={cfg.format}: choose onnx or pt2 (torchscript writes pt2).")
+        if fmt == "torchscript":
+            log.warning(
+                "TorchScript is deprecated (torch.jit warns since torch 2.10): writing torch.export's .pt2 instead; "
+                "load it with torch.export.load(path).module()."
+            )
+            fmt = "pt2"
+        checkpoint = CheckpointFile.open(cfg.ckpt_path)
+        model, description = exportable(checkpoint)
+        out = Path(cfg.paths.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"{cfg.name}.{fmt}"
+        example = torch.rand(2, *description["input"]["shape"][1:], generator=torch.Generator().manual_seed(0))
+        log.info(f"Exporting {description['network']} from {checkpoint.path} to {path}")
+        with torch.no_grad():
+            (export_onnx if fmt == "onnx" else export_pt2)(model, example, path, description)
+        (out / f"{cfg.name}.json").write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+
+        # A batch of another size than the example's shows that the batch axis really is dynamic.
+        check = torch.rand(cfg.check_batch, *example.shape[1:], generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            expected = model(check).numpy()
+        got = run_exported(path, check)
+        max_error = float(np.abs(got - expected).max())
+        if not np.allclose(got, expected, rtol=RTOL, atol=ATOL):
+            raise RuntimeError(
+                f"The exported {path.name} differs from PyTorch by up to {max_error:.2e} on the same batch "
+                f"(tolerance rtol={RTOL}, atol={ATOL}): report the network {description['network']} as not exportable."
+            )
+        log.info(
+            f"Exported {path.resolve()} ({path.stat().st_size / 1e6:.2f} MB); on a batch of {cfg.check_batch} it "
+            f"matches PyTorch within rtol={RTOL}, atol={ATOL} (largest difference {max_error:.2e})."
         )
-        fmt = "pt2"
-    checkpoint = Checkpoint.open(cfg.ckpt_path)
-    model, description = exportable(checkpoint)
-    out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{cfg.name}.{fmt}"
-    example = torch.rand(2, *description["input"]["shape"][1:], generator=torch.Generator().manual_seed(0))
-    log.info(f"Exporting {description['network']} from {checkpoint.path} to {path}")
-    with torch.no_grad():
-        (export_onnx if fmt == "onnx" else export_pt2)(model, example, path, description)
-    (out / f"{cfg.name}.json").write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
-
-    # A batch of another size than the example's shows that the batch axis really is dynamic.
-    check = torch.rand(cfg.check_batch, *example.shape[1:], generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        expected = model(check).numpy()
-    got = run_exported(path, check)
-    max_error = float(np.abs(got - expected).max())
-    if not np.allclose(got, expected, rtol=RTOL, atol=ATOL):
-        raise RuntimeError(
-            f"The exported {path.name} differs from PyTorch by up to {max_error:.2e} on the same batch "
-            f"(tolerance rtol={RTOL}, atol={ATOL}): report the network {description['network']} as not exportable."
-        )
-    log.info(
-        f"Exported {path.resolve()} ({path.stat().st_size / 1e6:.2f} MB); on a batch of {cfg.check_batch} it "
-        f"matches PyTorch within rtol={RTOL}, atol={ATOL} (largest difference {max_error:.2e})."
-    )
-    return {"path": path, "max_error": max_error, "description": description}, {"cfg": cfg, "model": model}
+        return {"path": path, "max_error": max_error, "description": description}, {"cfg": cfg, "model": model}
 
 
-@report_errors
 def run(cfg: DictConfig) -> None:
     """What `python export.py` runs: extras, then `export`; an error ends it with one sentence on the terminal."""
-    extras(cfg)
-    export(cfg)
+    with report_errors():
+        extras(cfg)
+        export(cfg)

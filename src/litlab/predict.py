@@ -15,7 +15,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from lightning import Callback, LightningModule, Trainer
 from omegaconf import DictConfig, ListConfig
 from rich.console import Console
@@ -24,12 +23,14 @@ from torchvision.io import decode_image, write_png
 
 from litlab import speed
 from litlab.callbacks.prediction_writers import ClassPredictionWriter, ImageFileWriter
+from litlab.checkpoints.load import CheckpointError, CheckpointFile
 from litlab.data.inputs import ClassLabels, ImageInputs, InputError, PredictionDataModule, find_inputs, input_names
+from litlab.figures import image_grid
 from litlab.models import ConditionalGAN, CycleGAN, ImageClassifier, Word2Vec
-from litlab.utils import RankedLogger, extras, task_wrapper
-from litlab.utils.checkpoint import Checkpoint, CheckpointError
 from litlab.utils.errors import report_errors
-from litlab.utils.figures import image_grid
+from litlab.utils.instantiators import instantiate_trainer
+from litlab.utils.pylogger import RankedLogger
+from litlab.utils.utils import extras, task_context
 
 log = RankedLogger(__name__)
 
@@ -58,7 +59,7 @@ def _print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any
 
 def _trainer(cfg: DictConfig, writer: Callback) -> Trainer:
     # No logger: predicting records nothing to compare runs by; its output is the writer's files.
-    return instantiate(cfg.trainer, callbacks=[writer], logger=False, **speed.trainer_kwargs(cfg))
+    return instantiate_trainer(cfg, [writer])
 
 
 def _image_inputs(cfg: DictConfig, channels: int, size: Sequence[int]) -> ImageInputs:
@@ -71,7 +72,7 @@ def _image_inputs(cfg: DictConfig, channels: int, size: Sequence[int]) -> ImageI
     return dataset
 
 
-def _image_shape(checkpoint: Checkpoint, data: dict[str, Any], net_shape: Sequence[int] | None) -> tuple[int, list]:
+def _image_shape(checkpoint: CheckpointFile, data: dict[str, Any], net_shape: Sequence[int] | None) -> tuple[int, list]:
     if "channels" in data and "image_size" in data:
         return int(data["channels"]), list(data["image_size"])
     if net_shape is not None:
@@ -79,7 +80,7 @@ def _image_shape(checkpoint: Checkpoint, data: dict[str, Any], net_shape: Sequen
     raise checkpoint.error("records no input size: retrain it with this version of litlab")
 
 
-def predict_classes(cfg: DictConfig, checkpoint: Checkpoint, model: ImageClassifier, out: Path) -> dict[str, Any]:
+def predict_classes(cfg: DictConfig, checkpoint: CheckpointFile, model: ImageClassifier, out: Path) -> dict[str, Any]:
     """Class predictions for image files, folders and tensor files, written to predictions.csv batch by batch."""
     data = checkpoint.data
     if "mean" not in data:
@@ -106,7 +107,7 @@ def predict_classes(cfg: DictConfig, checkpoint: Checkpoint, model: ImageClassif
     return {"path": writer.path, "written": writer.written, "skipped": skipped, "rows": writer.rows}
 
 
-def translate_images(cfg: DictConfig, checkpoint: Checkpoint, model: CycleGAN, out: Path) -> dict[str, Any]:
+def translate_images(cfg: DictConfig, checkpoint: CheckpointFile, model: CycleGAN, out: Path) -> dict[str, Any]:
     """Every input image translated by the generator of `direction`, written to translated/."""
     if cfg.direction not in ("AtoB", "BtoA"):
         raise ValueError(f"direction must be AtoB or BtoA, got {cfg.direction!r}.")
@@ -131,7 +132,7 @@ def _folder_name(name: str) -> str:
     return re.sub(r"[^\w.]+", "_", name).strip("_") or "class"
 
 
-def generate_per_class(cfg: DictConfig, checkpoint: Checkpoint, model: ConditionalGAN, out: Path) -> dict[str, Any]:
+def generate_per_class(cfg: DictConfig, checkpoint: CheckpointFile, model: ConditionalGAN, out: Path) -> dict[str, Any]:
     """`n_per_class` images of every class: samples/<class>/NNN.png, and samples_grid.png with one row per class."""
     n = int(cfg.n_per_class)
     if n < 1:
@@ -156,7 +157,7 @@ def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]])
         writer.writerows(rows)
 
 
-def query_words(cfg: DictConfig, checkpoint: Checkpoint, model: Word2Vec, out: Path) -> dict[str, Any]:
+def query_words(cfg: DictConfig, checkpoint: CheckpointFile, model: Word2Vec, out: Path) -> dict[str, Any]:
     """Nearest words of each `query` and the answers of each `analogy`, to neighbours.csv and analogies.csv."""
     queries, analogies = _as_list(cfg.get("query")), _as_list(cfg.get("analogy"))
     if not queries and not analogies:
@@ -208,34 +209,34 @@ def query_words(cfg: DictConfig, checkpoint: Checkpoint, model: Word2Vec, out: P
     return result
 
 
-@task_wrapper
 def predict(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Rebuilds the model from `ckpt_path` alone and asks of it what its kind answers (see the module's doc)."""
-    if not cfg.get("ckpt_path"):
-        raise CheckpointError("No checkpoint given: pass ckpt_path=<run dir>/checkpoints/<file>.ckpt.")
-    speed.apply(cfg.get("speedups", True))
-    if cfg.get("seed") is not None:
-        L.seed_everything(cfg.seed, verbose=False)
-    checkpoint = Checkpoint.open(cfg.ckpt_path)
-    log.info(f"Rebuilding <{checkpoint.module_name}> from {cfg.ckpt_path}")
-    model: LightningModule = checkpoint.module()
-    out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if isinstance(model, ImageClassifier):
-        result = predict_classes(cfg, checkpoint, model, out)
-    elif isinstance(model, Word2Vec):
-        result = query_words(cfg, checkpoint, model, out)
-    elif isinstance(model, ConditionalGAN):
-        result = generate_per_class(cfg, checkpoint, model, out)
-    elif isinstance(model, CycleGAN):
-        result = translate_images(cfg, checkpoint, model, out)
-    else:
-        raise CheckpointError(f"predict.py does not know what to ask of a {checkpoint.module_name} checkpoint.")
-    return result, {"cfg": cfg, "model": model, "checkpoint": checkpoint}
+    with task_context(cfg):
+        if not cfg.get("ckpt_path"):
+            raise CheckpointError("No checkpoint given: pass ckpt_path=<run dir>/checkpoints/<file>.ckpt.")
+        speed.apply(cfg.get("speedups", True))
+        if cfg.get("seed") is not None:
+            L.seed_everything(cfg.seed, verbose=False)
+        checkpoint = CheckpointFile.open(cfg.ckpt_path)
+        log.info(f"Rebuilding <{checkpoint.module_name}> from {cfg.ckpt_path}")
+        model: LightningModule = checkpoint.module()
+        out = Path(cfg.paths.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        if isinstance(model, ImageClassifier):
+            result = predict_classes(cfg, checkpoint, model, out)
+        elif isinstance(model, Word2Vec):
+            result = query_words(cfg, checkpoint, model, out)
+        elif isinstance(model, ConditionalGAN):
+            result = generate_per_class(cfg, checkpoint, model, out)
+        elif isinstance(model, CycleGAN):
+            result = translate_images(cfg, checkpoint, model, out)
+        else:
+            raise CheckpointError(f"predict.py does not know what to ask of a {checkpoint.module_name} checkpoint.")
+        return result, {"cfg": cfg, "model": model, "checkpoint": checkpoint}
 
 
-@report_errors
 def run(cfg: DictConfig) -> None:
     """What `python predict.py` runs: extras, then `predict`; an error ends it with one sentence on the terminal."""
-    extras(cfg)
-    predict(cfg)
+    with report_errors():
+        extras(cfg)
+        predict(cfg)

@@ -8,9 +8,10 @@ of it without changing a single result:
 - `FastHookNames`: Lightning's per-hook bookkeeping on the LightningModule;
 - `NoProfiler`: Lightning's pass-through profiler, entered around every hook.
 
-The task functions (`train`, `evaluate`) apply them from the config key `speedups` (true by default):
-`speedups=false` on the command line runs with Lightning's own behaviour, to rule the measures out when
-something looks wrong. tests/test_speed.py pins each one to what it relies on in Lightning, so that a
+The first two act on the whole process: the task functions apply them from the config key `speedups` (true by
+default). The third is an ordinary Trainer setting, `trainer.profiler` (configs/trainer/default.yaml), so that
+`--cfg job` shows it. `speedups=false trainer.profiler=null` runs with Lightning's own behaviour, to rule the
+measures out when something looks wrong. tests/test_speed.py pins each one to what it relies on in Lightning, so that a
 Lightning release that changes it fails a test rather than silently making a measure useless.
 """
 
@@ -20,7 +21,6 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
 from lightning.pytorch.profilers import PassThroughProfiler
-from omegaconf import DictConfig
 
 NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 
@@ -93,14 +93,3 @@ class NoProfiler(PassThroughProfiler):
 
     def profile(self, action_name: str) -> AbstractContextManager:
         return _NOTHING
-
-
-def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    """The Trainer's arguments that the measures add: `NoProfiler` when the config asks for no profiler.
-
-    `trainer.profiler=simple` (or `advanced`, `pytorch`, or `debug=profiler`) is left alone, and so is
-    everything with `speedups=false`, which gives Lightning's own PassThroughProfiler.
-    """
-    if cfg.get("speedups", True) and cfg.trainer.get("profiler") is None:
-        return {"profiler": NoProfiler()}
-    return {}

@@ -23,7 +23,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from litlab.search.launchers import installed, launcher_package, missing_launcher, slurm_missing
+from hydra_plugins.litlab_optuna_sweeper.launchers import installed, launcher_package, missing_launcher, slurm_missing
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +154,9 @@ class LitlabOptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> None:
         from litlab.search.directions import check_directions
         from litlab.search.errors import SweepError
+        from litlab.search.params import grid_choices, parse_search_space, quote
         from litlab.search.pool import WorkerPool, one_by_one, runs_here
-        from litlab.search.space import grid_choices, parse_search_space, quote
-        from litlab.search.storage import Liveness, build_storage, describe, fail_stale_trials, open_study
+        from litlab.search.storage import Liveness, build_storage, fail_stale_trials, open_study, storage_label
         from litlab.search.watch import this_process
         from litlab.search.worker import SweepPlan, TooManyFailures
 
@@ -186,7 +186,7 @@ class LitlabOptunaSweeper(Sweeper):
                 "at once: choose hydra/launcher=joblib or submitit_local for parallel trials."
             )
         log.info(
-            f"Study '{study.study_name}' ({len(before)} trials so far) in {describe(spec)}; target {n_trials} "
+            f"Study '{study.study_name}' ({len(before)} trials so far) in {storage_label(spec)}; target {n_trials} "
             f"finished trials, {self.n_jobs} worker(s) through {launcher.rsplit('.', 1)[-1]}, sampler "
             f"{sweeper_cfg.sampler.get('_target_')}, pruner {(sweeper_cfg.get('pruner') or {}).get('_target_')}, "
             f"directions {directions}, timeout {self.timeout} s"

@@ -9,7 +9,7 @@ from lightning.pytorch.utilities import move_data_to_device, rank_zero_only
 from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from litlab.utils.figures import log_figure
+from litlab.figures import log_figure
 
 
 def last_conv(model: nn.Module) -> nn.Conv2d:

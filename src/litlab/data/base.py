@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from litlab.data.augment import random_crop, random_hflip
-from litlab.utils.pixels import PixelConvention
+from litlab.data.pixels import PixelConvention
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -194,10 +194,8 @@ class InMemoryImageDataModule(LightningDataModule):
     def normalize(self, images: Tensor) -> Tensor:
         """uint8 images to float in the datamodule's pixel convention (`pixels`): standardised [0, 1] values."""
         if images.device not in self._affine:
-            # x / 255 standardised is one multiply-add: x * scale + shift, built once per device.
-            mean = torch.tensor(self.pixels.mean, device=images.device).view(1, -1, 1, 1)
-            std = torch.tensor(self.pixels.std, device=images.device).view(1, -1, 1, 1)
-            self._affine[images.device] = (1.0 / (255.0 * std), -mean / std)
+            # built once per device: a new small tensor per batch would be a host-to-device copy each step
+            self._affine[images.device] = self.pixels.uint8_affine(images.device)
         scale, shift = self._affine[images.device]
         return images.float().mul_(scale).add_(shift)
 

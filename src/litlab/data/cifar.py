@@ -5,7 +5,7 @@ from torch import Tensor
 from torchvision.datasets import CIFAR10, CIFAR100
 
 from litlab.data.base import DatasetNotFoundError, InMemoryImageDataModule
-from litlab.utils.pixels import PixelConvention
+from litlab.data.pixels import PixelConvention
 
 
 class _CIFARDataModule(InMemoryImageDataModule):

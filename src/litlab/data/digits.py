@@ -3,7 +3,7 @@ from sklearn.datasets import load_digits
 from torch import Tensor
 
 from litlab.data.base import InMemoryImageDataModule
-from litlab.utils.pixels import PixelConvention
+from litlab.data.pixels import PixelConvention
 
 
 class DigitsDataModule(InMemoryImageDataModule):

@@ -19,7 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from litlab.utils.pixels import PixelConvention
+from litlab.data.pixels import standardise
 
 TENSOR_SUFFIXES = (".pt", ".pth", ".npy")
 
@@ -204,11 +204,6 @@ class ImageInputs(Dataset):
 
 def _unreadable(err: BaseException) -> str:
     return f"could not be read as an image ({type(err).__name__}); it is skipped"
-
-
-def standardise(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """Pixels in [0, 1] standardised with the training data's statistics (one value per channel, or one for all)."""
-    return PixelConvention(tuple(mean), tuple(std)).from_unit(images)
 
 
 class PredictionDataModule(LightningDataModule):

@@ -4,7 +4,7 @@ from torch import Tensor
 from torchvision.datasets import MNIST
 
 from litlab.data.base import DatasetNotFoundError, InMemoryImageDataModule
-from litlab.utils.pixels import PixelConvention
+from litlab.data.pixels import PixelConvention
 
 
 class MNISTDataModule(InMemoryImageDataModule):

@@ -21,7 +21,7 @@ from litlab.data.augment import random_hflip
 from litlab.data.base import DatasetNotFoundError, keep_batch, require_positive_ints
 from litlab.data.digits import DigitsDataModule
 from litlab.data.mnist import MNISTDataModule
-from litlab.utils.pixels import TANH
+from litlab.data.pixels import TANH
 
 Domain = tuple[Tensor, Tensor]  # uint8 images (N, C, H, W) and int64 labels (N,), -1 where unknown
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")

@@ -1,3 +1,10 @@
+"""The LightningModules, one per file: `classifier` (ImageClassifier), `transfer` (a pretrained ResNet's new head),
+`distillation`, `cgan` (ConditionalGAN) and its judge `gan_eval`, `cyclegan`, `word2vec` and its `embeddings`.
+
+`base` is what they share (LitlabModule: the checkpoint record, the pixel convention); `optim` builds their
+optimizers and schedules; `nets/` holds the plain nn.Modules they are built from.
+"""
+
 from litlab.models.cgan import ConditionalGAN
 from litlab.models.classifier import ImageClassifier
 from litlab.models.cyclegan import CycleGAN

@@ -2,16 +2,14 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from hydra.utils import instantiate
 from lightning import LightningModule
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from litlab.checkpoints.record import litlab_record
+from litlab.data.pixels import PixelConvention, checkpoint_pixels
 from litlab.models.optim import check_optimizer, check_resumed_schedules, check_scheduler
 from litlab.speed import FastHookNames
-from litlab.utils.checkpoint import litlab_record
-from litlab.utils.pixels import PixelConvention, checkpoint_pixels
-from litlab.utils.whitelist import NET_WHITELIST
 
 
 def plain(value: Any) -> Any:
@@ -21,25 +19,10 @@ def plain(value: Any) -> Any:
     return value
 
 
-def build_net(spec: nn.Module | Mapping[str, Any]) -> nn.Module:
-    """A network given as a module is used as is; given as a `_target_` mapping it is built here.
-
-    Building from the mapping is what lets a checkpoint alone rebuild its model: the mapping is saved with
-    the hyperparameters. Only network classes may be named (NET_WHITELIST), since checkpoints travel.
-    """
-    if isinstance(spec, nn.Module):
-        return spec
-    if not isinstance(spec, Mapping) or "_target_" not in spec:
-        raise ValueError(
-            "A network must be an nn.Module or a mapping with a _target_ (for example model.net._target_)."
-        )
-    return instantiate(dict(spec), _execution_whitelist_=NET_WHITELIST)
-
-
 class LitlabModule(FastHookNames, LightningModule):
     """Base of litlab's LightningModules: records in each checkpoint which classes rebuild the run.
 
-    `eval.py`, `predict.py` and `export.py` read this record (`litlab.utils.checkpoint`), so they need no
+    `eval.py`, `predict.py` and `export.py` read this record (`litlab.checkpoints.load`), so they need no
     other configuration. The record also keeps the pixel convention of the training data (`pixels`), so that a
     checkpoint alone says how to turn images into the model's inputs and back.
     """

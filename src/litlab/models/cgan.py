@@ -6,11 +6,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from litlab.models.base import LitlabModule, build_net
+from litlab.data.pixels import TANH
+from litlab.figures import image_grid, log_image
+from litlab.models.base import LitlabModule
 from litlab.models.gan_eval import GenerationMetrics, check_judge_path, load_judge
+from litlab.models.nets.build import build_net
 from litlab.models.optim import GAN_ADAM, build_optimizer
-from litlab.utils.figures import image_grid, log_image
-from litlab.utils.pixels import TANH
 
 
 class ConditionalGAN(LitlabModule):

@@ -13,9 +13,10 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
-from litlab.models.base import LitlabModule, build_net
+from litlab.figures import confusion_matrix_figure, log_figure
+from litlab.models.base import LitlabModule
+from litlab.models.nets.build import build_net
 from litlab.models.optim import configure
-from litlab.utils.figures import confusion_matrix_figure, log_figure
 
 # Training steps whose loss and predictions are collected before the training metrics see them at once.
 TRAIN_METRIC_CHUNK = 64

@@ -10,10 +10,11 @@ from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from litlab.models.base import LitlabModule, build_net
+from litlab.figures import image_grid, log_image
+from litlab.models.base import LitlabModule
 from litlab.models.gan_eval import ClassifierJudge, check_judge_path, load_judge
+from litlab.models.nets.build import build_net
 from litlab.models.optim import GAN_ADAM, build_optimizer
-from litlab.utils.figures import image_grid, log_image
 
 
 class ImagePool:

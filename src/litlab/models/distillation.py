@@ -6,9 +6,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 
-from litlab.models.base import build_net, plain
+from litlab.checkpoints.load import CheckpointFile
+from litlab.models.base import plain
 from litlab.models.classifier import ImageClassifier
-from litlab.utils.checkpoint import Checkpoint
+from litlab.models.nets.build import build_net
 from litlab.utils.pylogger import RankedLogger
 
 log = RankedLogger(__name__)
@@ -32,7 +33,7 @@ def kd_loss(
 
 def load_teacher(ckpt_path: str) -> tuple[nn.Module, dict[str, Any]]:
     """The network of a litlab classifier checkpoint, rebuilt from its saved hyperparameters, and its spec."""
-    checkpoint = Checkpoint.open(ckpt_path, "model.teacher_ckpt")
+    checkpoint = CheckpointFile.open(ckpt_path, "model.teacher_ckpt")
     net, spec = checkpoint.network()
     pixels = checkpoint.pixels
     if pixels is not None and hasattr(net, "set_input_pixels"):

@@ -13,8 +13,8 @@ from torch import Tensor, nn
 from torchmetrics.classification import MulticlassAccuracy
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from litlab.utils.checkpoint import Checkpoint
-from litlab.utils.pixels import TANH, PixelConvention
+from litlab.checkpoints.load import CheckpointFile
+from litlab.data.pixels import TANH, PixelConvention
 
 JUDGE_OPTION = "model.classifier_ckpt"
 
@@ -76,7 +76,7 @@ class PenultimateFeatures(nn.Module):
 
 def check_judge_path(ckpt_path: str | Path) -> None:
     """Fails before training, not after it, when the judge's checkpoint is missing."""
-    Checkpoint.require(ckpt_path, JUDGE_OPTION)
+    CheckpointFile.require(ckpt_path, JUDGE_OPTION)
 
 
 def load_judge(ckpt_path: str | Path) -> ClassifierJudge:
@@ -85,7 +85,7 @@ def load_judge(ckpt_path: str | Path) -> ClassifierJudge:
     The network is rebuilt from the checkpoint's own hyperparameters, read with `weights_only=True`; its
     input convention is the pixel convention the checkpoint recorded.
     """
-    checkpoint = Checkpoint.open(ckpt_path, JUDGE_OPTION)
+    checkpoint = CheckpointFile.open(ckpt_path, JUDGE_OPTION)
     net, _ = checkpoint.network()
     pixels = checkpoint.pixels
     if pixels is None:

@@ -3,8 +3,8 @@ from typing import Any
 
 from torch import nn
 
+from litlab.checkpoints.record import offline_net_spec
 from litlab.models.classifier import ImageClassifier
-from litlab.models.nets.resnet import pin_weights
 from litlab.models.optim import configure
 from litlab.utils.pylogger import RankedLogger
 
@@ -96,4 +96,4 @@ class TransferClassifier(ImageClassifier):
         hparams = checkpoint.get("hyper_parameters")
         if hparams and isinstance(hparams.get("net"), Mapping):
             # The checkpoint carries the trained weights: rebuilding it must not need the download again.
-            checkpoint["hyper_parameters"] = {**hparams, "net": pin_weights(hparams["net"])}
+            checkpoint["hyper_parameters"] = {**hparams, "net": offline_net_spec(hparams["net"])}

@@ -34,7 +34,7 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     return {"dir": run_dir, "config": config, "metrics": metrics}
 
 
-def describe(config: dict[str, Any]) -> tuple[str, str]:
+def role_and_network(config: dict[str, Any]) -> tuple[str, str]:
     """The run's role in the assignment and its network, from its config."""
     model = config.get("model", {})
     target = str(model.get("_target_", ""))
@@ -83,7 +83,7 @@ def report(folders: list[Path], best: bool = False) -> str:
     rows = []
     for run_dir in find_runs(folders):
         run = read_run(run_dir)
-        role, arch = describe(run["config"])
+        role, arch = role_and_network(run["config"])
         rows.append({"role": role, "arch": arch, "dir": run_dir, **{m: run["metrics"].get(m) for m in METRICS}})
     if not rows:
         raise FileNotFoundError(

@@ -41,14 +41,19 @@ def run_overrides(run_dir: Path) -> dict[str, str]:
 
 
 def run_names(overrides: list[dict[str, str]], ignore: Iterable[str] = ()) -> list[str]:
-    """A name per run from the overrides that differ between the runs (the experiment's bare name)."""
+    """A name per run from the overrides that differ between the runs (the experiment's bare name); a run without
+    any of them (one on the config's defaults) is named `defaults`, unless no run has any."""
     ignore = set(ignore)
     varying = [
         key
         for key in dict.fromkeys(k for o in overrides for k in o)
         if key not in ignore and len({o.get(key) for o in overrides}) > 1
     ]
-    return [", ".join(o[key] if key == "experiment" else f"{key}={o.get(key)}" for key in varying) for o in overrides]
+    names = [
+        ", ".join(o[key] if key == "experiment" else f"{key}={o[key]}" for key in varying if key in o)
+        for o in overrides
+    ]
+    return [name or ("defaults" if any(names) else "") for name in names]
 
 
 def test_metrics(run_dir: Path) -> dict[str, float]:

@@ -117,3 +117,25 @@ def format_importances(importances: dict[str, float]) -> str:
     width = max(map(len, importances))
     lines = [f"  {name:<{width}}  {value:6.3f}  {'#' * round(40 * value)}" for name, value in importances.items()]
     return f"Parameter importances ({IMPORTANCE_LABEL}):\n" + "\n".join(lines)
+
+
+def results_markdown(result: dict[str, Any]) -> str:
+    """An `optimization_results.yaml` as Markdown: trial counts and best value, then the best parameters beside
+    their importances (most important first)."""
+    trials = result.get("trials", {})
+    counts = [sum(trials.values()), *(trials.get(state, 0) for state in ("complete", "pruned", "fail"))]
+    lines = [
+        "| trials | complete | pruned | failed | best value | best trial |",
+        "|---|---|---|---|---|---|",
+        "| " + " | ".join(map(str, [*counts, result.get("best_value", "-"), result.get("best_trial", "-")])) + " |",
+    ]
+    params = dict(result.get("best_params") or {})
+    importances = dict(result.get("param_importances") or {})
+    if params or importances:
+        names = [*importances, *sorted(name for name in params if name not in importances)]
+        lines += ["", "| parameter | best trial's value | importance |", "|---|---|---|"]
+        lines += [
+            f"| {name} | {params.get(name, '-')} | {f'{importances[name]:.3f}' if name in importances else '-'} |"
+            for name in names
+        ]
+    return "\n".join(lines) + "\n"

@@ -63,7 +63,7 @@ def mask_url(text: str) -> str:
     return re.sub(r"(\w[\w+.-]*://[^:/@\s]*):\S*@", r"\1:***@", text)
 
 
-def describe(spec: Any) -> str:
+def storage_label(spec: Any) -> str:
     """A storage setting as it may be printed: a URL without its password, or the class of a mapping."""
     if spec is None:
         return f"a journal file ({JOURNAL_NAME}) in the sweep folder"

@@ -31,8 +31,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
+from litlab.search.params import format_override, quote
 from litlab.search.sampling import evaluated_sets, repeated_trial, space_size, unevaluated_set, worker_seed
-from litlab.search.space import format_override, quote
 from litlab.search.storage import (
     FAIL_REASON,
     LOST_REASON,
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 SAMPLER_WHITELIST = ("hydra_plugins.hydra_optuna_sweeper.*", "optuna.samplers.*")
 # Where `custom_search_space` functions may live: litlab's conditional spaces (configs name them by path).
-SPACE_WHITELIST = ("litlab.search.spaces.*",)
+SPACE_WHITELIST = ("litlab.search.conditional.*",)
 # The callback entry through which a trial's job finds its trial (see litlab.callbacks.optuna_trial).
 CALLBACK_KEY = "optuna_trial"
 CALLBACK_TARGET = "litlab.callbacks.optuna_trial.OptunaTrialCallback"

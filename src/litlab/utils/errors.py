@@ -7,13 +7,12 @@ restores Hydra's full report. In a multirun the exception goes on to the sweeper
 trial as failed.
 """
 
-import functools
+import contextlib
 import logging
 import os
 import re
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
@@ -67,7 +66,7 @@ def _target_refused(err: BaseException) -> str | None:
     return (
         f"{where} names `{target}`, which configs may not run (they may build the Trainer, callbacks, loggers, "
         "profilers, strategies, plugins, optimizers, Optuna samplers, pruners and storages, and litlab's own "
-        "classes; see litlab/utils/whitelist.py): remove it or name one of those."
+        "classes; see src/litlab/whitelist.py): remove it or name one of those."
     )
 
 
@@ -75,10 +74,10 @@ def _target_refused(err: BaseException) -> str | None:
 TRANSLATIONS: tuple[Callable[[BaseException], str | None], ...] = (_accelerator_missing, _target_refused)
 
 
-def describe(err: BaseException) -> str:
+def explain(err: BaseException) -> str:
     """One line for an exception: its class and message, the config key it came from, and a fix if known."""
     if isinstance(err, InstantiationException) and err.__cause__ is not None:
-        cause = describe(err.__cause__)
+        cause = explain(err.__cause__)
         target = _TARGET.search(str(err))
         where = _config_key(err) or (target.group(1) if target else None)
         return f"{cause} (building `{where}`)" if where and where not in cause else cause
@@ -112,22 +111,21 @@ def sentence(err: BaseException) -> str:
     """The line a user sees: what is wrong and how to fix it, then where the full traceback is."""
     files = _log_files()
     where = f"full traceback in {files[0]}; " if files else ""
-    return f"{describe(err)} [{where}HYDRA_FULL_ERROR=1 prints it here]"
+    return f"{explain(err)} [{where}HYDRA_FULL_ERROR=1 prints it here]"
 
 
-def report_errors(task: Callable[..., Any]) -> Callable[..., Any]:
-    """Wraps a Hydra task function: a failing single run prints one sentence and exits with status 1."""
+@contextlib.contextmanager
+def report_errors() -> Iterator[None]:
+    """Around a task's body: a failing single run prints one sentence and exits with status 1.
 
-    @functools.wraps(task)
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return task(*args, **kwargs)
-        except Exception as err:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1" or not _single_run():
-                raise
-            _log_to_files(err)
-            sys.stdout.flush()
-            print(sentence(err), file=sys.stderr, flush=True)
-            raise SystemExit(1) from None
-
-    return wrapped
+    A context manager rather than a decorator, so that it adds no frame to a run's stack.
+    """
+    try:
+        yield
+    except Exception as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or not _single_run():
+            raise
+        _log_to_files(err)
+        sys.stdout.flush()
+        print(sentence(err), file=sys.stderr, flush=True)
+        raise SystemExit(1) from None

@@ -1,5 +1,7 @@
+"""Instantiating what the config names: callbacks, loggers and the Trainer (one function for every task)."""
+
 from hydra.utils import instantiate
-from lightning import Callback
+from lightning import Callback, Trainer
 from lightning.pytorch.callbacks import DeviceStatsMonitor, LearningRateMonitor
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
@@ -46,3 +48,16 @@ def drop_logger_callbacks(callbacks: list[Callback], loggers: list[Logger]) -> l
     if dropped:
         log.info(f"No logger configured: dropping the callbacks that need one ({', '.join(dropped)}).")
     return [c for c in callbacks if not isinstance(c, LOGGER_ONLY_CALLBACKS)]
+
+
+def instantiate_trainer(
+    cfg: DictConfig, callbacks: list[Callback] | None = None, loggers: list[Logger] | None = None
+) -> Trainer:
+    """The Trainer of `cfg.trainer` with these callbacks and loggers; train, eval and predict all build it here.
+
+    Without a logger, the callbacks that would only feed one are dropped (`drop_logger_callbacks`).
+    """
+    loggers = loggers or []
+    callbacks = drop_logger_callbacks(callbacks or [], loggers)
+    log.info(f"Instantiating trainer <{cfg.trainer._target_}>")
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

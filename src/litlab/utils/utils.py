@@ -1,7 +1,10 @@
-import functools
+"""The task functions' helpers from lightning-hydra-template: extras before a run, the task's context, the metric
+a sweeper optimises."""
+
+import contextlib
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
@@ -11,7 +14,7 @@ from omegaconf import DictConfig
 
 from litlab.utils.pylogger import RankedLogger
 from litlab.utils.rich_utils import enforce_tags, print_config_tree
-from litlab.utils.whitelist import EXECUTION_WHITELIST, refuse_loading_targets
+from litlab.whitelist import EXECUTION_WHITELIST, refuse_loading_targets
 
 log = RankedLogger(__name__)
 
@@ -29,27 +32,22 @@ def extras(cfg: DictConfig) -> None:
         print_config_tree(cfg, resolve=True, save_to_file=True)
 
 
-def task_wrapper(task_func: Callable) -> Callable:
-    """Runs a task under the project's execution whitelist and says where its output went.
+@contextlib.contextmanager
+def task_context(cfg: DictConfig) -> Iterator[None]:
+    """Around a task's body: the project's execution whitelist, then where its output went.
 
     A failure is not logged here: Hydra writes its traceback to the run's log file, and a single run
-    prints it as one sentence (litlab.utils.errors).
-
-    The whitelist is applied here, not only in `@hydra.main`, so that tests and notebooks calling
-    `train(cfg)` directly get the same protection.
+    prints it as one sentence (`litlab.utils.errors.report_errors`). The whitelist is applied here, not only in
+    `@hydra.main`, so that tests and notebooks calling `train(cfg)` directly get the same protection. A context
+    manager rather than lightning-hydra-template's decorator, so that it adds no frame to a run's stack.
     """
-
-    @functools.wraps(task_func)
-    def wrap(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-        try:
-            refuse_loading_targets(cfg)
-            with execution_whitelist(EXECUTION_WHITELIST):
-                return task_func(cfg=cfg)
-        finally:
-            log.info(f"Output dir: {cfg.paths.output_dir}")
-            _finish_wandb_run()
-
-    return wrap
+    try:
+        refuse_loading_targets(cfg)
+        with execution_whitelist(EXECUTION_WHITELIST):
+            yield
+    finally:
+        log.info(f"Output dir: {cfg.paths.output_dir}")
+        _finish_wandb_run()
 
 
 def _finish_wandb_run() -> None:

@@ -2,7 +2,6 @@
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 import torch
@@ -61,24 +60,6 @@ def load_pretrained_state(arch: str, weights: str) -> dict[str, Tensor]:
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     return dict(state)
-
-
-def pin_weights(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """A ResNet spec that rebuilds the same network without loading its pretrained weights again.
-
-    A checkpoint holds the trained weights anyway; pinning the choices the weights implied (stem, ImageNet
-    input) lets it be rebuilt offline, without the original download or file.
-    """
-    spec = dict(spec)
-    if spec.get("_target_") not in ("litlab.models.nets.ResNet", "litlab.models.nets.resnet.ResNet"):
-        return spec
-    pretrained = bool(spec.get("weights"))
-    if spec.get("stem", "auto") == "auto":
-        spec["stem"] = "imagenet" if pretrained else "cifar"
-    if spec.get("imagenet_input") is None:
-        spec["imagenet_input"] = pretrained
-    spec["weights"] = None
-    return spec
 
 
 class ResNet(nn.Module):

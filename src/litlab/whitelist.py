@@ -1,0 +1,72 @@
+"""The targets that configs may instantiate (Hydra 1.4's execution whitelist).
+
+The list lives in trusted code, never in a config, so that a config (or the hyperparameters inside a
+downloaded checkpoint) cannot authorise its own code. It names what configs need (the Trainer,
+callbacks, loggers, profilers, strategies, plugins, optimizers, Optuna's samplers, pruners and
+storages, litlab's own data, models and callbacks) and not whole libraries: `lightning.pytorch.*`
+let a config call `LightningModule.load_from_checkpoint(weights_only=False)`, which runs any pickle.
+"""
+
+from collections.abc import Iterator
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+EXECUTION_WHITELIST: tuple[str, ...] = (
+    "litlab.data.*",
+    "litlab.models.*",
+    "litlab.callbacks.*",
+    "litlab.speed.NoProfiler",
+    "litlab.loggers.*",
+    # exact names: the rest of litlab.checkpoints reads files, which configs must not reach
+    "litlab.checkpoints.AtomicCheckpointIO",
+    "litlab.checkpoints.LastEveryEpochCheckpoint",
+    "lightning.pytorch.Trainer",
+    "lightning.pytorch.trainer.Trainer",
+    "lightning.pytorch.trainer.trainer.Trainer",
+    "lightning.pytorch.callbacks.*",
+    "lightning.pytorch.loggers.*",
+    "lightning.pytorch.profilers.*",
+    "lightning.pytorch.strategies.*",
+    "lightning.pytorch.plugins.*",
+    "lightning.pytorch.accelerators.*",
+    "torch.optim.*",
+    "optuna.samplers.*",
+    "optuna.pruners.*",
+    "optuna.storages.*",
+)
+
+# Networks named inside a LightningModule's hyperparameters: narrower, since checkpoints travel.
+NET_WHITELIST: tuple[str, ...] = ("litlab.models.nets.*", "torchvision.models.*")
+
+
+class ForbiddenTargetError(ValueError):
+    """A config names a target that loads files (and so may run a pickle's code)."""
+
+
+def _targets(node: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(node, dict):
+        for name, child in node.items():
+            path = f"{key}.{name}" if key else str(name)
+            if name == "_target_" and isinstance(child, str):
+                yield path, child
+            else:
+                yield from _targets(child, path)
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            yield from _targets(child, f"{key}[{index}]")
+
+
+def refuse_loading_targets(cfg: DictConfig) -> None:
+    """Refuses any `_target_` whose name loads (`load`, `loads`, `load_from_checkpoint`, `pl_load`, downloads...).
+
+    The whitelist admits packages; inside them, loading functions (a checkpoint's pickle runs code
+    unless `weights_only=True`) must still stay out of configs' reach. Checkpoints enter a run
+    through `ckpt_path`, which litlab reads with `weights_only=True`.
+    """
+    for path, target in _targets(OmegaConf.to_container(cfg, resolve=False)):
+        if "load" in target.rsplit(".", 1)[-1].lower():
+            raise ForbiddenTargetError(
+                f"The config key `{path}` names `{target}`, a loading function, which configs may not call (it can "
+                "run a pickle's code): remove it, and pass checkpoints with ckpt_path= instead."
+            )

@@ -1,0 +1,37 @@
+"""What every checkpoint records so that it alone rebuilds the run (litlab.checkpoints.record)."""
+
+import pytest
+
+from litlab.checkpoints.record import offline_net_spec
+
+RESNET = "litlab.models.nets.ResNet"
+
+
+@pytest.mark.parametrize(
+    ("given", "pinned"),
+    [
+        ({"weights": "IMAGENET1K_V1"}, {"stem": "imagenet", "imagenet_input": True}),
+        ({"weights": None}, {"stem": "cifar", "imagenet_input": False}),
+        # an explicit stem is kept whatever the weights implied
+        ({"weights": None, "stem": "imagenet"}, {"stem": "imagenet", "imagenet_input": False}),
+        (
+            {"weights": "IMAGENET1K_V1", "stem": "cifar", "imagenet_input": False},
+            {"stem": "cifar", "imagenet_input": False},
+        ),
+    ],
+)
+def test_the_offline_spec_pins_what_the_weights_implied_and_drops_them(given, pinned):
+    spec = {"_target_": RESNET, "arch": "resnet18", **given}
+    assert offline_net_spec(spec) == {**spec, **pinned, "weights": None}
+    assert spec["weights"] == given["weights"]  # the caller's spec is left as it was
+
+
+def test_a_stem_read_from_a_file_is_resolved_like_a_literal_one():
+    """Strings read back from a checkpoint are new objects, not the interned literal: compared by value."""
+    auto = "".join(["au", "to"])
+    assert offline_net_spec({"_target_": RESNET, "stem": auto, "weights": None})["stem"] == "cifar"
+
+
+def test_other_networks_are_left_untouched():
+    spec = {"_target_": "torchvision.models.resnet18", "weights": "IMAGENET1K_V1"}
+    assert offline_net_spec(spec) == spec
