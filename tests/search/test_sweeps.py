@@ -801,6 +801,8 @@ def test_sweeper_replaces_no_worker_once_its_study_is_done(tmp_path, monkeypatch
     assert sorted(workers.launched) == [0, 1]
     assert caplog.messages[-1] == "1 of 2 workers lost (0 replacements started)."
 
+
+def test_sweeper_refuses_a_stored_study_of_another_direction(tmp_path, monkeypatch):
     sweeper = scripted_sweeper(tmp_path, monkeypatch, direction="minimize", params={"x": "choice(1, 2)"})
     optuna.create_study(study_name="unit", storage=sweeper.storage(), direction="maximize")
     with pytest.raises(StudyDirectionError, match="optimises maximize, but hydra.sweeper.direction asks for minimize"):
