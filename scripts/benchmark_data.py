@@ -41,6 +41,7 @@ from litlab.data import MNISTDataModule
 from litlab.data.synthetic import write_mnist
 from litlab.models import ImageClassifier
 from litlab.models.nets import MLP
+from litlab.models.optim import ADAM
 from litlab.reports.results_page import markdown_table, write_results_page
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,13 +203,11 @@ def main() -> None:
         "litlab": lambda: lightning_epochs(
             data_dir,
             args.epochs,
-            timed(ImageClassifier)(NET, optimizer={"name": "adam", "lr": 1e-3}),
+            timed(ImageClassifier)(NET, optimizer=ADAM),
             speed.NoProfiler(),
         ),
         "litlab-no-speedups": lambda: without_speedups(
-            lambda: lightning_epochs(
-                data_dir, args.epochs, timed(ImageClassifier)(NET, optimizer={"name": "adam", "lr": 1e-3})
-            )
+            lambda: lightning_epochs(data_dir, args.epochs, timed(ImageClassifier)(NET, optimizer=ADAM))
         ),
         "torchvision": lambda: torchvision_epochs(data_dir, args.epochs, args.tv_workers),
     }

@@ -62,7 +62,8 @@ def run_litlab(args: argparse.Namespace) -> tuple[float, WordVectors]:
         embedding_dim=args.dim,
         negatives=args.negatives,
         negatives_group=args.negatives_group,
-        optimizer={"name": "sgd", "lr": args.lr, "min_lr_ratio": args.min_lr_ratio},
+        optimizer={"_target_": "torch.optim.SGD", "lr": args.lr},
+        min_lr_ratio=args.min_lr_ratio,
         vectors_file=None,
     )
     trainer = L.Trainer(

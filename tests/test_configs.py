@@ -86,15 +86,24 @@ def test_unknown_model_name_names_the_choices(tmp_path):
     assert "model/resnet_nonexistent" in str(error.value)
 
 
-def test_unknown_optimizer_names_the_choices(tmp_path):
-    cfg = train_config(["model.optimizer.name=adamx", "trainer.fast_dev_run=true"], tmp_path)
-    with pytest.raises(ValueError, match=r"Unknown optimizer \(model.optimizer.name\) 'adamx': choose one of adam"):
+def test_unknown_optimizer_or_scheduler_preset_names_the_choices(tmp_path):
+    for override, choices in [
+        ("model/optimizer=adamx", "adam, adamw, rmsprop, sgd, sparse_adam, sparse_sgd"),
+        ("model/scheduler=warmup", "cosine, none, onecycle, plateau"),
+    ]:
+        with pytest.raises(ConfigCompositionException) as error:
+            compose_config("train", [override], tmp_path)
+        assert "Available options" in str(error.value) and all(
+            f"\t{name}\n" in str(error.value) + "\n" for name in choices.split(", ")
+        ), str(error.value)
+
+
+def test_unknown_optimizer_or_scheduler_class_fails_before_the_data_is_read(tmp_path):
+    cfg = train_config(["model.optimizer._target_=torch.optim.Adamx", "trainer.fast_dev_run=true"], tmp_path)
+    with pytest.raises(ValueError, match=r"^model.optimizer._target_=torch.optim.Adamx names no class that can be"):
         train(cfg)
-
-
-def test_unknown_scheduler_names_the_choices(tmp_path):
-    cfg = train_config(["model.scheduler.name=warmup", "trainer.fast_dev_run=true"], tmp_path)
-    with pytest.raises(ValueError, match="Unknown scheduler 'warmup'.*none, cosine, onecycle, plateau"):
+    cfg = train_config(["model.scheduler._target_=torch.optim.lr_scheduler.Warmup"], tmp_path)
+    with pytest.raises(ValueError, match=r"^model.scheduler._target_=torch.optim.lr_scheduler.Warmup names no"):
         train(cfg)
 
 

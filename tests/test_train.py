@@ -76,7 +76,8 @@ def test_hparams_tab_shows_what_runs_are_compared_by(tmp_path):
     assert hparams["seed"] == 3 and hparams["data/batch_size"] == 32
     assert hparams["model/_target_"] == "litlab.models.ImageClassifier"
     assert hparams["model/net/_target_"] == "litlab.models.nets.CNN" and hparams["model/net/dropout"] == 0.2
-    assert hparams["model/scheduler/name"] == "cosine"
+    assert hparams["model/scheduler/_target_"] == "torch.optim.lr_scheduler.CosineAnnealingLR"
+    assert hparams["model/optimizer/_target_"] == "torch.optim.Adam"
     assert hparams["trainer/max_epochs"] == 1 and hparams["trainer/precision"] == "32-true"
     # Nothing but model, data, trainer epochs and precision, and seed: no callbacks, paths or worker counts.
     assert {name.split("/")[0] for name in hparams} == {"model", "data", "trainer", "seed"}

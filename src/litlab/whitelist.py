@@ -5,12 +5,23 @@ downloaded checkpoint) cannot authorise its own code. It names what configs need
 callbacks, loggers, profilers, strategies, plugins, optimizers, Optuna's samplers, pruners and
 storages, litlab's own data, models and callbacks) and not whole libraries: `lightning.pytorch.*`
 let a config call `LightningModule.load_from_checkpoint(weights_only=False)`, which runs any pickle.
+
+Your own packages (networks, LightningModules, datamodules, callbacks, optimizers and schedulers outside
+litlab), and any third-party package whose classes configs and checkpoints should name, go in TRUSTED_PACKAGES
+below: that one tuple extends every list here (docs/extending.md).
 """
 
 from collections.abc import Iterator
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+# The one place to add a package: its name, e.g. ("mylab",) admits every class under mylab.*.
+TRUSTED_PACKAGES: tuple[str, ...] = ()
+_TRUSTED = tuple(f"{package}.*" for package in TRUSTED_PACKAGES)
+
+# Optimizer and scheduler classes that `model.optimizer` and `model.scheduler` (and so checkpoints) may name.
+OPTIMIZER_WHITELIST: tuple[str, ...] = ("torch.optim.*", "lion_pytorch.*", "pytorch_optimizer.*", *_TRUSTED)
 
 EXECUTION_WHITELIST: tuple[str, ...] = (
     "litlab.data.*",
@@ -30,14 +41,14 @@ EXECUTION_WHITELIST: tuple[str, ...] = (
     "lightning.pytorch.strategies.*",
     "lightning.pytorch.plugins.*",
     "lightning.pytorch.accelerators.*",
-    "torch.optim.*",
     "optuna.samplers.*",
     "optuna.pruners.*",
     "optuna.storages.*",
+    *OPTIMIZER_WHITELIST,
 )
 
 # Networks named inside a LightningModule's hyperparameters: narrower, since checkpoints travel.
-NET_WHITELIST: tuple[str, ...] = ("litlab.models.nets.*", "torchvision.models.*")
+NET_WHITELIST: tuple[str, ...] = ("litlab.models.nets.*", "torchvision.models.*", *_TRUSTED)
 
 
 class ForbiddenTargetError(ValueError):

@@ -302,7 +302,8 @@ def test_a_checkpoint_without_a_litlab_record_is_refused(tmp_path, one_step_ckpt
     [
         (
             "os.system",
-            "does not name a litlab LightningModule (found 'os.system'); litlab rebuilds only its own classes",
+            "does not name a litlab LightningModule (found 'os.system'); litlab rebuilds only its own classes and "
+            "those of TRUSTED_PACKAGES (litlab's whitelist module)",
         ),
         (
             "litlab.models.Renamed",
@@ -350,8 +351,14 @@ def first_key(content: dict) -> str:
             "positional argument: 'net')",
         ),
         (
-            lambda c: c["hyper_parameters"].update(optimizer={"name": "adamax2"}),
-            "could not be rebuilt as ImageClassifier (ValueError: Unknown optimizer (model.optimizer.name) 'adamax2'",
+            lambda c: c["hyper_parameters"].update(optimizer={"_target_": "torch.optim.Adamax2"}),
+            "could not be rebuilt as ImageClassifier (ValueError: model.optimizer._target_=torch.optim.Adamax2 names "
+            "no class that can be imported: fix the name, or install its package.)",
+        ),
+        (
+            lambda c: c["hyper_parameters"].update(scheduler={"_target_": "os.system", "command": "touch /tmp/x"}),
+            "could not be rebuilt as ImageClassifier (ValueError: model.scheduler._target_=os.system is outside the "
+            "packages configs and checkpoints may name",
         ),
         (
             lambda c: c["hyper_parameters"]["net"].update(_target_="os.system"),

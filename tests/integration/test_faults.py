@@ -79,7 +79,7 @@ def cli(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
             "+callbacks.x.weights_only=false",
             "trainer.fast_dev_run=true",
         ],
-        "nan": ["model.optimizer.lr=1e6", "model.optimizer.name=sgd", "trainer.max_epochs=2"],
+        "nan": ["model.optimizer.lr=1e6", "model/optimizer=sgd", "trainer.max_epochs=2"],
     }
     for name in cases:
         (root / name).mkdir()
@@ -135,8 +135,15 @@ def assert_cli_sentence(result: subprocess.CompletedProcess, *fragments: str, ma
             ["is corrupt or not a PyTorch checkpoint", "pass ckpt_path=<run dir>/checkpoints/<file>.ckpt"],
         ),
         (["tags=[]", "extras.enforce_tags=true"], ["no terminal to ask for them: set them with `tags=[...]`"]),
-        (["model.optimizer.name=adamx"], ["Unknown optimizer (model.optimizer.name) 'adamx': choose one of adam"]),
-        (["model.scheduler.name=cosinus"], ["Unknown scheduler 'cosinus' (model.scheduler.name): choose one of"]),
+        (
+            ["model.optimizer._target_=torch.optim.Adamx"],
+            ["model.optimizer._target_=torch.optim.Adamx names no class that can be imported: fix the name"],
+        ),
+        (
+            ["model.scheduler._target_=torch.optim.lr_scheduler.Cosinus"],
+            ["model.scheduler._target_=torch.optim.lr_scheduler.Cosinus names no class that can be imported"],
+        ),
+        (["model.optimizer.lr=0"], ["The learning rate must be positive, got model.optimizer.lr=0."]),
     ],
 )
 def test_bad_input_prints_one_sentence_naming_the_fix(tmp_path, monkeypatch, capsys, args, fragments):
@@ -269,7 +276,7 @@ def test_resume_after_a_plateau_continues_from_the_last_epoch(tmp_path):
 
 
 def test_resuming_a_one_cycle_run_with_more_epochs_is_refused_before_training(tmp_path):
-    run = ["model.scheduler.name=onecycle", "callbacks.early_stopping=null", "+trainer.limit_train_batches=3"]
+    run = ["model/scheduler=onecycle", "callbacks.early_stopping=null", "+trainer.limit_train_batches=3"]
     train(train_config([*run, "trainer.max_epochs=1"], tmp_path / "first"))
     last = tmp_path / "first" / "checkpoints" / "last.ckpt"
     cfg = train_config([*run, "trainer.max_epochs=3", f"ckpt_path={last}"], tmp_path / "resumed")
@@ -300,7 +307,7 @@ def test_a_diverging_trial_is_fail_in_a_sweep(tmp_path, monkeypatch):
         "hydra.sweeper.max_failure_rate=1.0",
         f"hydra.sweeper.storage={storage}",
         "model.optimizer.lr=choice(1e6)",
-        "model.optimizer.name=choice(sgd)",
+        "model/optimizer=choice(sgd)",
     ]
     run_sweep(search, tmp_path, monkeypatch)
     (failed,) = trials_by_state(storage, "samplers_compare")["FAIL"]

@@ -58,7 +58,7 @@ SEARCH = [
 PRUNED_SEARCH = [
     *SEARCH,
     "model.optimizer.lr=choice(0.00001,0.003)",
-    "model.optimizer.name=adam",
+    "model/optimizer=adam",
     "model.net.dropout=0.0",
     "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.3}",
 ]
@@ -69,30 +69,30 @@ def test_search_space_is_parsed_into_optuna_distributions():
         [
             "model.optimizer.lr=tag(log, interval(0.00001, 0.01))",
             "trainer.max_epochs=range(2, 10, 2)",
-            "model.optimizer.name=choice(adam, sgd)",
+            "model/optimizer=choice(adam, sgd)",
             "model.net.dropout=range(0.0, 0.5, 0.25)",
             "data.batch_size=64",
-            "model.optimizer.name=choice(adam, rmsprop)",  # the command line comes last and wins
+            "model/optimizer=choice(adam, rmsprop)",  # the command line comes last and wins
         ]
     )
     assert space.distributions == {
         "model.optimizer.lr": FloatDistribution(1e-5, 1e-2, log=True),
         "trainer.max_epochs": IntDistribution(2, 8, step=2),
-        "model.optimizer.name": CategoricalDistribution(["adam", "rmsprop"]),
+        "model/optimizer": CategoricalDistribution(["adam", "rmsprop"]),
         "model.net.dropout": FloatDistribution(0.0, 0.25, step=0.25),
     }
     assert space.fixed == ["data.batch_size=64"]
     grid = grid_choices({k: v for k, v in space.distributions.items() if k != "model.optimizer.lr"})
     assert grid == {
         "trainer.max_epochs": [2, 4, 6, 8],
-        "model.optimizer.name": ["adam", "rmsprop"],
+        "model/optimizer": ["adam", "rmsprop"],
         "model.net.dropout": [0.0, 0.25],
     }
     with pytest.raises(ValueError, match="`model.optimizer.lr` is continuous"):
         grid_choices({"model.optimizer.lr": space.distributions["model.optimizer.lr"]})
     # a trial's values go back to Hydra as overrides that parse to the same values
     assert format_override("model.net.conv_channels", [8, 16]) == "model.net.conv_channels=[8,16]"
-    assert format_override("model.optimizer.name", "adam") == "model.optimizer.name='adam'"
+    assert format_override("model/optimizer", "adam") == "model/optimizer='adam'"
 
 
 def test_passwords_are_masked_in_printed_urls():

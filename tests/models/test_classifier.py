@@ -11,10 +11,11 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
+from litlab import CONFIG_DIR
 from litlab.models import ConditionalGAN, CycleGAN, ImageClassifier
 from litlab.models.nets import CNN, MLP
 from litlab.models.nets.build import build_net
-from litlab.models.optim import GAN_ADAM, build_optimizer, build_scheduler
+from litlab.models.optim import ADAM, GAN_ADAM, configure
 from litlab.train import train
 from tests.helpers.config import train_config
 
@@ -53,10 +54,18 @@ def test_cnn_depth_and_widths_are_arguments():
         CNN(pool="min")
 
 
-@pytest.mark.parametrize("name", ["adam", "adamw", "rmsprop", "sgd"])
-def test_every_optimizer_builds(name):
-    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), name=name, lr=0.01, momentum=0.9)
-    assert type(opt).__name__.lower() == name
+PRESETS = CONFIG_DIR / "model"
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("rmsprop", torch.optim.RMSprop),
+     ("sgd", torch.optim.SGD), ("sparse_sgd", torch.optim.SGD), ("sparse_adam", torch.optim.SparseAdam)],
+)  # fmt: skip
+def test_every_optimizer_preset_builds(name, cls):
+    spec = OmegaConf.to_container(OmegaConf.load(PRESETS / "optimizer" / f"{name}.yaml"))
+    opt = configure(torch.nn.Linear(2, 2).parameters(), spec)["optimizer"]
+    assert type(opt) is cls
     if name == "sgd":
         assert opt.param_groups[0]["momentum"] == 0.9
 
@@ -64,20 +73,23 @@ def test_every_optimizer_builds(name):
 @pytest.mark.parametrize(
     ("name", "cls"), [("cosine", "CosineAnnealingLR"), ("onecycle", "OneCycleLR"), ("plateau", "ReduceLROnPlateau")]
 )
-def test_every_scheduler_builds(name, cls):
-    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), lr=0.01)
-    assert type(build_scheduler(opt, 100, name=name)["scheduler"]).__name__ == cls
-    assert build_scheduler(opt, 100, name="none") is None
+def test_every_scheduler_preset_builds(name, cls):
+    spec = OmegaConf.to_container(OmegaConf.load(PRESETS / "scheduler" / f"{name}.yaml"))
+    trainer = SimpleNamespace(estimated_stepping_batches=100, max_epochs=10)
+    built = configure(torch.nn.Linear(2, 2).parameters(), ADAM, spec, trainer)
+    assert type(built["lr_scheduler"]["scheduler"]).__name__ == cls
+    none = OmegaConf.to_container(OmegaConf.load(PRESETS / "scheduler" / "none.yaml"))
+    assert "lr_scheduler" not in configure(torch.nn.Linear(2, 2).parameters(), ADAM, none, trainer)
 
 
 def test_classifier_saves_plain_hyperparameters():
     model = ImageClassifier(
         {"_target_": "litlab.models.nets.MLP", "image_size": 8, "hidden_sizes": [16]},
-        optimizer={"name": "sgd", "lr": 0.1},
+        optimizer={"_target_": "torch.optim.SGD", "lr": 0.1},
         label_smoothing=0.1,
     )
     assert isinstance(model.net, MLP)
-    assert model.hparams.net["hidden_sizes"] == [16] and model.hparams.optimizer["name"] == "sgd"
+    assert model.hparams.net["hidden_sizes"] == [16] and model.hparams.optimizer["_target_"] == "torch.optim.SGD"
 
 
 def test_training_metrics_fed_in_chunks_match_the_per_step_values():
@@ -292,15 +304,17 @@ MODULE_NETS = {
 def test_every_module_saves_its_settings_the_same_way(cls):
     nets = {name: OmegaConf.create(spec) for name, spec in MODULE_NETS[cls].items()}
     model = cls(**nets)
-    default = {"name": "adam"} if cls is ImageClassifier else GAN_ADAM
+    default = ADAM if cls is ImageClassifier else GAN_ADAM
     assert model.hparams.optimizer == default and model.hparams.optimizer is not default
     for name, spec in MODULE_NETS[cls].items():
         assert type(model.hparams[name]) is dict and model.hparams[name] == spec  # plain, for weights_only=True
 
     first = next(iter(MODULE_NETS[cls]))
     module = build_net(MODULE_NETS[cls][first])
-    given = cls(**{**nets, first: module}, optimizer={"name": "sgd", "lr": 0.1})
-    assert first not in given.hparams and given.hparams.optimizer == {"name": "sgd", "lr": 0.1}
+    sgd = OmegaConf.create({"_target_": "torch.optim.SGD", "lr": 0.1})
+    given = cls(**{**nets, first: module}, optimizer=sgd)
+    assert first not in given.hparams and given.hparams.optimizer == {"_target_": "torch.optim.SGD", "lr": 0.1}
+    assert type(given.hparams.optimizer) is dict
 
-    with pytest.raises(ValueError, match="torch.optim has no optimizer class of that name"):
-        cls(**nets, optimizer={"name": "torch.optim.Adamm"})
+    with pytest.raises(ValueError, match="torch.optim.Adamm names no class that can be imported"):
+        cls(**nets, optimizer={"_target_": "torch.optim.Adamm"})

@@ -210,7 +210,7 @@ def test_teacher_weights_come_from_its_checkpoint(tmp_path):
 SMALL_STUDENT = [
     "~model.net",
     "+model.net={_target_:litlab.models.nets.CNN,in_channels:1,image_size:28,conv_channels:[8,16],dense_units:[32]}",
-    "model.optimizer.name=adam",
+    "model/optimizer=adam",
     "model.optimizer.lr=0.003",
     "trainer.max_epochs=3",
 ]

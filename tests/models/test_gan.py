@@ -256,7 +256,7 @@ def test_cgan_checks_the_judge_path_before_fit_and_test_only(tmp_path):
 
 
 def test_cgan_optimizer_settings_reach_both_players():
-    model = ConditionalGAN(TINY_G, TINY_D, optimizer={"name": "adam", "lr": 1e-3, "betas": [0.9, 0.99]})
+    model = ConditionalGAN(TINY_G, TINY_D, optimizer={"_target_": "torch.optim.Adam", "lr": 1e-3, "betas": [0.9, 0.99]})
     opt_d, opt_g = model.configure_optimizers()
     assert [p for group in opt_d.param_groups for p in group["params"]] == list(model.discriminator.parameters())
     assert [p for group in opt_g.param_groups for p in group["params"]] == list(model.generator.parameters())

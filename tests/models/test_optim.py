@@ -1,5 +1,8 @@
-"""Optimizer settings reach the built optimizer: weight-decay groups, warm-up, torch.optim classes by name."""
+"""Optimizer and scheduler mappings reach the built objects: any class by `_target_`, weight-decay groups,
+warm-up, lengths from the trainer, Lightning's keys, and one sentence for each wrong setting."""
 
+import functools
+import inspect
 import math
 from types import SimpleNamespace
 
@@ -7,19 +10,27 @@ import lightning as L
 import pytest
 import torch
 from hydra.utils import execution_whitelist, instantiate
+from lion_pytorch import Lion
+from omegaconf import OmegaConf
+from pytorch_optimizer.lr_scheduler.rex import REXScheduler
 from torch.utils.data import DataLoader, TensorDataset
 
+from litlab import CONFIG_DIR
 from litlab.models import ImageClassifier
 from litlab.models.optim import (
+    ADAM,
     GAN_ADAM,
-    build_optimizer,
-    build_scheduler,
+    check_optimization,
     check_resumed_schedules,
     configure,
+    decay_groups,
+    run_length,
     warmup_length,
 )
-from litlab.whitelist import EXECUTION_WHITELIST
+from litlab.whitelist import EXECUTION_WHITELIST, OPTIMIZER_WHITELIST
 from tests.helpers.config import train_config
+
+PRESETS = CONFIG_DIR / "model"
 
 
 def build(overrides: list[str], tmp_path) -> tuple:
@@ -29,8 +40,33 @@ def build(overrides: list[str], tmp_path) -> tuple:
         return instantiate(cfg.model), instantiate(cfg.data)
 
 
+def preset(kind: str, name: str) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(PRESETS / kind / f"{name}.yaml"))
+
+
+def run(steps: int = 10, max_epochs: int = 5) -> SimpleNamespace:
+    """What `configure` reads of a Trainer: the run's optimizer steps and epochs."""
+    return SimpleNamespace(estimated_stepping_batches=steps, max_epochs=max_epochs)
+
+
+def optimizer(target: str = "torch.optim.SGD", params=None, **settings) -> torch.optim.Optimizer:
+    params = torch.nn.Linear(2, 2).parameters() if params is None else params
+    return configure(params, {"_target_": target, **settings})["optimizer"]
+
+
+def schedule(scheduler: dict, steps: int = 10, lr: float = 1.0, max_epochs: int = 5) -> tuple:
+    """An SGD at `lr` and the Lightning scheduler config `configure` gives it."""
+    built = configure(
+        torch.nn.Linear(2, 2).parameters(), {"_target_": "torch.optim.SGD", "lr": lr}, scheduler, run(steps, max_epochs)
+    )
+    return built["optimizer"], built.get("lr_scheduler")
+
+
 CNN = {"_target_": "litlab.models.nets.CNN", "image_size": 8, "conv_channels": [4], "dense_units": [8]}
 TINY_MLP = {"_target_": "litlab.models.nets.MLP", "image_size": 8, "hidden_sizes": [16]}
+COSINE = "torch.optim.lr_scheduler.CosineAnnealingLR"
+ONE_CYCLE = "torch.optim.lr_scheduler.OneCycleLR"
+PLATEAU = "torch.optim.lr_scheduler.ReduceLROnPlateau"
 
 
 def sgd_step_without_gradient(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, bool]:
@@ -44,12 +80,12 @@ def sgd_step_without_gradient(model: torch.nn.Module, optimizer: torch.optim.Opt
 
 
 def test_norm_and_bias_parameters_are_not_decayed_unless_switched_back(tmp_path):
-    overrides = ["model.optimizer.name=sgd", "model.optimizer.weight_decay=0.1", "+model.optimizer.momentum=0"]
+    overrides = ["model/optimizer=sgd", "model.optimizer.weight_decay=0.1", "model.optimizer.momentum=0"]
     model, _ = build(overrides, tmp_path)
     settings = model.hparams.optimizer
-    assert settings["decay_norm_bias"] is False  # the default in configs/model/cnn.yaml
+    assert settings["decay_norm_bias"] is False  # the default of configs/model/optimizer/sgd.yaml
 
-    opt = configure(model.parameters(), settings, None, 10)["optimizer"]
+    opt = configure(model.parameters(), settings)["optimizer"]
     by_decay = {group["weight_decay"]: {id(p) for p in group["params"]} for group in opt.param_groups}
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d)]
     biases = [m.bias for m in model.modules() if getattr(m, "bias", None) is not None]
@@ -61,7 +97,7 @@ def test_norm_and_bias_parameters_are_not_decayed_unless_switched_back(tmp_path)
     assert all(moved[name] == (p.ndim >= 2) for name, p in model.named_parameters())
 
     old, _ = build([*overrides, "model.optimizer.decay_norm_bias=true"], tmp_path)
-    opt = configure(old.parameters(), old.hparams.optimizer, None, 10)["optimizer"]
+    opt = configure(old.parameters(), old.hparams.optimizer)["optimizer"]
     assert len(opt.param_groups) == 1 and opt.param_groups[0]["weight_decay"] == 0.1
     assert all(sgd_step_without_gradient(old, opt).values())
 
@@ -69,16 +105,17 @@ def test_norm_and_bias_parameters_are_not_decayed_unless_switched_back(tmp_path)
 def test_decay_groups_keep_each_groups_learning_rate():
     net = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.LayerNorm(3), torch.nn.Linear(3, 2))
     groups = [{"params": list(net[:2].parameters()), "lr": 0.01}, {"params": list(net[2].parameters()), "lr": 0.1}]
-    opt = build_optimizer(groups, name="adamw", lr=0.1, weight_decay=0.05)
+    opt = optimizer("torch.optim.AdamW", groups, lr=0.1, weight_decay=0.05)
     summary = [(group["lr"], group["weight_decay"], len(group["params"])) for group in opt.param_groups]
     # Linear weight | Linear bias, LayerNorm weight and bias | head weight | head bias
     assert summary == [(0.01, 0.05, 1), (0.01, 0.0, 3), (0.1, 0.05, 1), (0.1, 0.0, 1)]
 
     # One group alone, and a model of one parameter, are split the same way.
-    opt = build_optimizer([{"params": list(net[2].parameters()), "lr": 0.1}], name="adamw", weight_decay=0.05)
+    opt = optimizer("torch.optim.AdamW", [{"params": list(net[2].parameters()), "lr": 0.1}], weight_decay=0.05)
     assert [(group["lr"], group["weight_decay"]) for group in opt.param_groups] == [(0.1, 0.05), (0.1, 0.0)]
-    opt = build_optimizer([net[2].weight], name="adamw", lr=0.1, weight_decay=0.05)
+    opt = optimizer("torch.optim.AdamW", [net[2].weight], lr=0.1, weight_decay=0.05)
     assert [(group["weight_decay"], group["params"]) for group in opt.param_groups] == [(0.05, [net[2].weight])]
+    assert decay_groups([]) == []
 
 
 class EveryKindOfParameter(torch.nn.Module):
@@ -99,151 +136,235 @@ def decay_by_name(net: torch.nn.Module, opt: torch.optim.Optimizer) -> dict[str,
     return {name: dict(groups)[id(p)] for name, p in net.named_parameters()}
 
 
-@pytest.mark.parametrize("name", ["adam", "adamw", "rmsprop", "sgd", "torch.optim.NAdam"])
-def test_weight_decay_reaches_kernels_and_matrices_only(name):
+CLASSES = ["torch.optim.Adam", "torch.optim.AdamW", "torch.optim.RMSprop", "torch.optim.SGD", "torch.optim.NAdam",
+           "lion_pytorch.Lion", "pytorch_optimizer.AdaBelief"]  # fmt: skip
+
+
+@pytest.mark.parametrize("target", CLASSES)
+def test_weight_decay_reaches_kernels_and_matrices_only(target):
     net = EveryKindOfParameter()
-    assert decay_by_name(net, build_optimizer(net.parameters(), name=name, weight_decay=0.01)) == {
+    assert decay_by_name(net, optimizer(target, net.parameters(), weight_decay=0.01)) == {
         "conv.weight": 0.01, "conv.bias": 0.0, "norm.weight": 0.0, "norm.bias": 0.0,
         "head.weight": 0.01, "head.bias": 0.0, "temperature": 0.0,
     }  # fmt: skip
-    opt = build_optimizer(net.parameters(), name=name, weight_decay=0.01, decay_norm_bias=True)
+    opt = optimizer(target, net.parameters(), weight_decay=0.01, decay_norm_bias=True)
     assert len(opt.param_groups) == 1 and set(decay_by_name(net, opt).values()) == {0.01}
 
 
-@pytest.mark.parametrize("name", ["adam", "adamw", "rmsprop", "sgd", "torch.optim.NAdam", "torch.optim.LBFGS"])
-def test_without_weight_decay_one_group_holds_every_parameter(name):
+@pytest.mark.parametrize("target", [*CLASSES, "torch.optim.LBFGS"])
+def test_without_weight_decay_one_group_holds_every_parameter(target):
     # One group, so a learning-rate monitor shows one rate, not one per half of an undecayed split.
     net = EveryKindOfParameter()
-    opt = build_optimizer(net.parameters(), name=name, lr=0.05)
+    opt = optimizer(target, net.parameters(), lr=0.05, **({} if target == "torch.optim.LBFGS" else {"weight_decay": 0}))
     assert len(opt.param_groups) == 1 and opt.param_groups[0]["lr"] == 0.05
     assert len(opt.param_groups[0]["params"]) == len(list(net.parameters()))
     assert opt.param_groups[0].get("weight_decay", 0) == 0
 
 
-def test_optimizer_defaults():
+def test_a_class_that_decays_by_default_gets_the_groups_too():
+    net = EveryKindOfParameter()
+    opt = optimizer("torch.optim.AdamW", net.parameters())  # AdamW's own default weight_decay is 0.01
+    assert decay_by_name(net, opt)["conv.weight"] == 0.01 and decay_by_name(net, opt)["conv.bias"] == 0.0
+
+
+def test_presets_and_defaults_keep_the_recipes_of_the_short_names():
     params = list(torch.nn.Linear(2, 2).parameters())
-    adam = build_optimizer(params).param_groups[0]
-    assert (adam["lr"], adam["betas"], adam["eps"], adam["weight_decay"]) == (1e-3, (0.9, 0.999), 1e-8, 0.0)
-    sgd = build_optimizer(params, name="sgd").param_groups[0]
+    adam = configure(params, preset("optimizer", "adam"))["optimizer"]
+    assert type(adam) is torch.optim.Adam
+    assert (adam.defaults["lr"], adam.defaults["betas"], adam.defaults["eps"]) == (1e-3, (0.9, 0.999), 1e-8)
+    sgd = configure(params, preset("optimizer", "sgd"))["optimizer"].defaults
     assert (sgd["momentum"], sgd["nesterov"], sgd["weight_decay"]) == (0.9, False, 0.0)
-    rmsprop = build_optimizer(params, name="rmsprop").param_groups[0]
+    rmsprop = configure(params, preset("optimizer", "rmsprop"))["optimizer"].defaults
     assert (rmsprop["momentum"], rmsprop["eps"]) == (0.9, 1e-8)
-    gan = build_optimizer(params, **GAN_ADAM).param_groups[0]  # the DCGAN recipe: Adam at 2e-4, beta1 0.5
-    assert (gan["lr"], gan["betas"]) == (2e-4, (0.5, 0.999))
+    assert configure(params, preset("optimizer", "adamw"))["optimizer"].defaults["weight_decay"] == 0.01
+    gan = configure(params, GAN_ADAM)["optimizer"].defaults  # the DCGAN recipe: Adam at 2e-4, beta1 0.5
+    assert (gan["lr"], gan["betas"]) == (2e-4, (0.5, 0.999))  # YAML's list becomes the tuple torch declares
+    assert check_optimization(None) == (ADAM, None) and check_optimization(None)[0] is not ADAM
+    gan, _ = check_optimization(None, default=GAN_ADAM)
+    gan["betas"][0] = 0.9
+    assert GAN_ADAM["betas"] == [0.5, 0.999]  # a module's copy shares nothing with the default
 
 
-def test_nesterov_needs_momentum_and_is_dropped_without_it():
+def test_any_class_of_torch_optim_or_a_package_gets_its_own_arguments():
     params = list(torch.nn.Linear(2, 2).parameters())
-    assert build_optimizer(params, name="sgd", nesterov=True).param_groups[0]["nesterov"] is True
-    # torch refuses Nesterov without momentum; a search that samples momentum 0 gets plain SGD instead.
-    plain = build_optimizer(params, name="sgd", nesterov=True, momentum=0.0).param_groups[0]
-    assert (plain["nesterov"], plain["momentum"]) == (False, 0.0)
-
-
-def test_torch_optim_classes_get_the_shared_settings_that_are_set():
-    params = list(torch.nn.Linear(2, 2).parameters())
-    nadam = build_optimizer(
-        params, name="torch.optim.NAdam", betas=(0.8, 0.99), eps=1e-6, kwargs={"momentum_decay": 0.001}
-    ).param_groups[0]
+    nadam = optimizer("torch.optim.NAdam", params, betas=[0.8, 0.99], eps=1e-6, momentum_decay=0.001).defaults
     assert (nadam["betas"], nadam["eps"], nadam["momentum_decay"], nadam["weight_decay"]) == (
         (0.8, 0.99),
         1e-6,
         1e-3,
         0,
     )
-    sgd = build_optimizer(params, name="torch.optim.SGD", lr=0.1, momentum=0.5, nesterov=True).param_groups[0]
+    sgd = optimizer("torch.optim.sgd.SGD", params, lr=0.1, momentum=0.5, nesterov=True).defaults
     assert (sgd["momentum"], sgd["nesterov"]) == (0.5, True)
-    assert type(build_optimizer(params, name="torch.optim.LBFGS", lr=0.1)) is torch.optim.LBFGS
+    assert type(optimizer("torch.optim.LBFGS", params, lr=0.1)) is torch.optim.LBFGS
+    lion = optimizer("lion_pytorch.Lion", params, lr=3e-4, _partial_=True)  # lightning-hydra-template's spelling
+    assert type(lion) is Lion and lion.defaults["lr"] == 3e-4
+    # A class that takes **kwargs gets every key but litlab's.
+    belief = optimizer("pytorch_optimizer.AdaBelief", params, lr=0.01, decay_norm_bias=True, rectify=True)
+    assert belief.defaults["rectify"] is True and "decay_norm_bias" not in belief.defaults
 
 
-def lr_per_step(opt: torch.optim.Optimizer, schedule: dict, steps: int) -> list[float]:
+def test_a_groups_lr_scale_multiplies_the_optimizers_rate():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    groups = [{"params": list(net[0].parameters()), "lr_scale": 0.1}, {"params": list(net[1].parameters())}]
+    opt = optimizer("torch.optim.SGD", groups, lr=0.5, weight_decay=0.01)
+    assert [group["lr"] for group in opt.param_groups] == pytest.approx([0.05, 0.05, 0.5, 0.5])
+    assert [group["weight_decay"] for group in opt.param_groups] == [0.01, 0.0, 0.01, 0.0]
+
+
+def test_optimizer_settings_reach_the_model_from_the_command_line(tmp_path):
+    overrides = ["model.optimizer._target_=torch.optim.NAdam", "model.optimizer.lr=0.02",
+                 "+model.optimizer.momentum_decay=0.001"]  # fmt: skip
+    model, _ = build(overrides, tmp_path)
+    opt = configure(model.parameters(), model.hparams.optimizer)["optimizer"]
+    assert type(opt) is torch.optim.NAdam
+    assert opt.param_groups[0]["lr"] == 0.02 and opt.param_groups[0]["momentum_decay"] == 0.001
+    model, _ = build(["model/optimizer=rmsprop", "model/scheduler=plateau"], tmp_path)
+    assert model.hparams.optimizer["_target_"] == "torch.optim.RMSprop"
+    assert model.hparams.scheduler["_target_"] == PLATEAU and type(model.hparams.scheduler) is dict
+
+
+def lr_per_step(opt: torch.optim.Optimizer, config: dict, steps: int) -> list[float]:
     """The learning rate of each of `steps` training steps, stepped every batch as Lightning does."""
-    assert schedule["interval"] == "step"
+    assert config["interval"] == "step"
     rates = []
     for _ in range(steps):
         rates.append(opt.param_groups[0]["lr"])
         opt.step()
-        schedule["scheduler"].step()
+        config["scheduler"].step()
     return rates
 
 
-def test_cosine_decays_to_zero_by_default_and_to_its_floor():
-    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), lr=1.0)
-    rates = lr_per_step(opt, build_scheduler(opt, 4, name="cosine"), 5)
+def test_cosine_spans_the_run_and_decays_to_its_floor():
+    opt, config = schedule(preset("scheduler", "cosine"), steps=4)
+    rates = lr_per_step(opt, config, 5)
     assert rates == pytest.approx([1.0, (1 + math.cos(math.pi / 4)) / 2, 0.5, (1 - math.cos(math.pi / 4)) / 2, 0.0])
-    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), lr=1.0)
-    assert lr_per_step(opt, build_scheduler(opt, 4, name="cosine", min_lr_ratio=0.2), 5)[-1] == pytest.approx(0.2)
+    opt, config = schedule({**preset("scheduler", "cosine"), "eta_min": 0.2}, steps=4)
+    assert lr_per_step(opt, config, 5)[-1] == pytest.approx(0.2)
+    opt, config = schedule({**preset("scheduler", "cosine"), "T_max": 2}, steps=4)  # a length set is kept
+    assert lr_per_step(opt, config, 3) == pytest.approx([1.0, 0.5, 0.0])
 
 
-def test_one_cycle_rises_to_the_rate_then_falls_over_the_run():
-    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), lr=1.0)
-    rates = lr_per_step(opt, build_scheduler(opt, 10, name="onecycle"), 10)
+def test_one_cycle_rises_to_the_optimizers_rate_then_falls_over_the_run():
+    opt, config = schedule(preset("scheduler", "onecycle"), steps=10)
+    rates = lr_per_step(opt, config, 10)
     # torch's defaults: from lr / 25 up to lr at 30% of the run (step 2), down to lr / 25 / 1e4 at the last step
     assert rates[0] == pytest.approx(0.04) and rates[2] == pytest.approx(1.0) and rates[9] == pytest.approx(4e-6)
     assert rates[:3] == sorted(rates[:3]) and rates[2:] == sorted(rates[2:], reverse=True)
-    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), lr=1.0)
-    rates = lr_per_step(opt, build_scheduler(opt, 10, name="onecycle", pct_start=0.5), 10)
+    opt, config = schedule({**preset("scheduler", "onecycle"), "pct_start": 0.5}, steps=10)
+    rates = lr_per_step(opt, config, 10)
     assert rates.index(max(rates)) == 4 and max(rates) == pytest.approx(1.0)  # the peak at half the run
+    opt, config = schedule({**preset("scheduler", "onecycle"), "max_lr": 0.5}, steps=10)  # a peak set is kept
+    assert max(lr_per_step(opt, config, 10)) == pytest.approx(0.5)
+
+
+def test_one_cycle_peaks_at_each_groups_own_rate():
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    groups = [{"params": list(net[0].parameters()), "lr_scale": 0.1}, {"params": list(net[1].parameters())}]
+    built = configure(groups, {"_target_": "torch.optim.SGD", "lr": 1.0}, preset("scheduler", "onecycle"), run(10))
+    assert built["lr_scheduler"]["scheduler"].total_steps == 10
+    rates = lr_per_group(built, 10)
+    assert [max(group) for group in zip(*rates, strict=True)] == pytest.approx([0.1, 1.0])
+
+
+def lr_per_group(built: dict, steps: int) -> list[list[float]]:
+    opt, scheduler = built["optimizer"], built["lr_scheduler"]["scheduler"]
+    rates = []
+    for _ in range(steps):
+        rates.append([group["lr"] for group in opt.param_groups])
+        opt.step()
+        scheduler.step()
+    return rates
 
 
 def test_plateau_cuts_the_rate_after_patience_epochs_without_progress():
-    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), lr=1.0)
-    schedule = build_scheduler(opt, 100, name="plateau")
-    assert (schedule["interval"], schedule["monitor"]) == ("epoch", "val/loss")
+    opt, config = schedule(preset("scheduler", "plateau"))
+    assert (config["interval"], config["monitor"]) == ("epoch", "val/loss")
     rates = []
     for _ in range(8):  # the same validation loss every epoch
-        schedule["scheduler"].step(1.0)
+        config["scheduler"].step(1.0)
         rates.append(opt.param_groups[0]["lr"])
-    assert rates == pytest.approx([1.0] * 6 + [0.1] * 2)  # the default patience is 5 epochs, the factor 0.1
-    schedule = build_scheduler(opt, 100, name="plateau", factor=0.5, patience=1, monitor="val/acc")
-    assert schedule["monitor"] == "val/acc"
+    assert rates == pytest.approx([1.0] * 6 + [0.1] * 2)  # the preset's patience is 5 epochs, its factor 0.1
+    opt, config = schedule({**preset("scheduler", "plateau"), "factor": 0.5, "patience": 1, "monitor": "val/acc"})
+    assert config["monitor"] == "val/acc"
     for _ in range(3):
-        schedule["scheduler"].step(1.0)
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
+        config["scheduler"].step(1.0)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.5)
 
 
 def test_plateau_in_max_mode_keeps_the_rate_while_the_metric_rises():
-    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), lr=1.0)
-    schedule = build_scheduler(opt, 100, name="plateau", patience=1, monitor="val/acc", mode="max")
+    opt, config = schedule({**preset("scheduler", "plateau"), "patience": 1, "monitor": "val/acc", "mode": "max"})
     for accuracy in (0.5, 0.6, 0.7, 0.8):  # in min mode a rising metric cuts the rate after two epochs
-        schedule["scheduler"].step(accuracy)
+        config["scheduler"].step(accuracy)
     assert opt.param_groups[0]["lr"] == 1.0
     for _ in range(3):
-        schedule["scheduler"].step(0.8)
+        config["scheduler"].step(0.8)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
 
 
-def test_warmup_is_cut_to_leave_one_step_and_needs_steps():
-    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), lr=1.0)
-    assert lr_per_step(opt, build_scheduler(opt, 5, name="none", warmup_steps=10), 6) == pytest.approx(
-        [0.2, 0.4, 0.6, 0.8, 1.0, 1.0]
+def test_lightnings_keys_go_to_the_scheduler_config_and_nowhere_else():
+    scheduler = {"_target_": "torch.optim.lr_scheduler.StepLR", "step_size": 2, "interval": "epoch", "frequency": 3,
+                 "monitor": "val/acc", "strict": False, "name": "lr/custom", "_partial_": True}  # fmt: skip
+    _, config = schedule(scheduler)
+    assert {key: value for key, value in config.items() if key != "scheduler"} == {
+        "interval": "epoch", "frequency": 3, "monitor": "val/acc", "strict": False, "name": "lr/custom"
+    }  # fmt: skip
+    assert config["scheduler"].step_size == 2
+    # Lightning's default interval is epoch; a mapping without _target_ (warm-up only) steps every batch.
+    assert schedule({"_target_": "torch.optim.lr_scheduler.StepLR", "step_size": 1})[1]["interval"] == "epoch"
+    assert schedule({"warmup_steps": 2})[1]["interval"] == "step"
+
+
+def test_a_length_left_unset_spans_the_run_in_the_schedules_interval():
+    linear = {"_target_": "torch.optim.lr_scheduler.LinearLR", "start_factor": 1.0, "end_factor": 0.5}
+    assert schedule({**linear, "interval": "step"}, steps=40)[1]["scheduler"].total_iters == 40
+    assert schedule({**linear, "interval": "epoch"}, steps=40, max_epochs=6)[1]["scheduler"].total_iters == 6
+    # Lightning steps the schedule every `frequency` intervals: 6 epochs at frequency 4 are 2 steps of it.
+    assert schedule({**linear, "interval": "epoch", "frequency": 4}, max_epochs=6)[1]["scheduler"].total_iters == 2
+    assert schedule({**preset("scheduler", "cosine"), "T_max": None}, steps=7)[1]["scheduler"].T_max == 7
+    assert (
+        schedule({**preset("scheduler", "cosine"), "warmup_steps": 3}, steps=10)[1]["scheduler"]._schedulers[1].T_max
+        == 7
+    )  # the cosine runs over what the warm-up leaves
+    # A class without a length argument needs no trainer.
+    built = configure(
+        torch.nn.Linear(2, 2).parameters(), ADAM, {"_target_": "torch.optim.lr_scheduler.StepLR", "step_size": 2}
     )
-    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), lr=1.0)
-    assert lr_per_step(opt, build_scheduler(opt, 5, name="cosine", warmup_steps=10), 6) == pytest.approx(
-        [0.2, 0.4, 0.6, 0.8, 1.0, 0.0]
-    )  # the cosine's one step at the full rate, and the floor after the run
+    assert type(built["lr_scheduler"]["scheduler"]) is torch.optim.lr_scheduler.StepLR
+
+
+@pytest.mark.parametrize(
+    ("trainer", "interval"),
+    [(run(steps=math.inf), "step"), (run(max_epochs=-1), "epoch"), (run(max_epochs=None), "epoch")],
+)
+def test_a_run_without_a_set_length_cannot_fill_a_schedules_length(trainer, interval):
+    with pytest.raises(ValueError, match=r"^The run has no set length for the schedule to span: set trainer.max_"):
+        run_length(trainer, interval)
+    assert run_length(run(steps=10, max_epochs=3), "step", 3) == 4 and run_length(run(max_epochs=3), "epoch") == 3
+
+
+def test_a_third_party_schedule_gets_the_runs_length_and_the_optimizers_peak():
+    rex = {"_target_": "pytorch_optimizer.lr_scheduler.rex.REXScheduler", "interval": "step"}
+    opt, config = schedule(rex, steps=8, lr=0.3)
+    assert type(config["scheduler"]) is REXScheduler
+    assert (config["scheduler"].total_steps, config["scheduler"].max_lr) == (8, 0.3)
+    # REX's own start is its floor (0); then step t of 8 runs at 0.3 (1 - t/8) / (1 - t/16), down to 0 at the end.
+    rex_rate = [0.3 * (1 - t / 8) / (1 - t / 16) for t in range(1, 9)]
+    assert lr_per_step(opt, config, 9) == pytest.approx([0.0, *rex_rate])
+
+
+def test_warmup_is_cut_to_leave_one_step_and_needs_steps():
+    opt, config = schedule({"warmup_steps": 10}, steps=5)
+    assert lr_per_step(opt, config, 6) == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0, 1.0])
+    opt, config = schedule({**preset("scheduler", "cosine"), "warmup_steps": 10}, steps=5)
+    assert lr_per_step(opt, config, 6) == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0, 0.0])
+    # the cosine's one step at the full rate, and the floor after the run
     assert (warmup_length(100), warmup_length(100, 5), warmup_length(100, warmup_fraction=0.1)) == (0, 5, 10)
-    # A run without training steps (limit_train_batches=0) has nothing to warm up.
-    assert build_scheduler(opt, 0, name="none", warmup_steps=3) is None
-    assert type(build_scheduler(opt, 0, name="onecycle")["scheduler"]).__name__ == "OneCycleLR"
-
-
-def test_a_resumed_one_cycle_schedule_must_cover_the_run():
-    opt = build_optimizer(torch.nn.Linear(2, 2).parameters())
-    one_cycle, cosine = (build_scheduler(opt, 10, name=name)["scheduler"] for name in ("onecycle", "cosine"))
-
-    def trainer(needed: int, *schedulers) -> SimpleNamespace:
-        configs = [SimpleNamespace(scheduler=s) for s in schedulers]
-        return SimpleNamespace(estimated_stepping_batches=needed, max_epochs=6, lr_scheduler_configs=configs)
-
-    with pytest.raises(ValueError, match="planned for 10 steps, but trainer.max_epochs=6 needs 12: resume with"):
-        check_resumed_schedules(trainer(12, cosine, one_cycle))
-    check_resumed_schedules(trainer(10, one_cycle))  # the run it was planned for
-    check_resumed_schedules(trainer(8, one_cycle))  # a shorter run stops before the schedule ends
-    one_step = build_scheduler(opt, 1, name="onecycle")["scheduler"]  # a run of a single step
-    with pytest.raises(ValueError, match="planned for 1 steps, but trainer.max_epochs=6 needs 2"):
-        check_resumed_schedules(trainer(2, one_step))
-    check_resumed_schedules(trainer(12, cosine))  # a cosine schedule carries on at its floor
+    # A run without training steps (limit_train_batches=0) has nothing to warm up; a constant rate is no schedule.
+    assert schedule({"warmup_steps": 3}, steps=0)[1] is None
+    assert schedule(preset("scheduler", "none"))[1] is None and schedule({})[1] is None
+    one_cycle = schedule(preset("scheduler", "onecycle"), steps=0)[1]["scheduler"]  # still one step to plan
+    assert type(one_cycle) is torch.optim.lr_scheduler.OneCycleLR and one_cycle.total_steps == 1
 
 
 def expected_warmup_cosine(k: int, lr: float, warmup: int, total: int, eta_min: float) -> float:
@@ -263,9 +384,9 @@ class LearningRates(L.Callback):
 def test_warmup_then_cosine_gives_the_formula_rate_at_every_step(tmp_path):
     overrides = [
         "model.optimizer.lr=0.01",
-        "model.scheduler.name=cosine",
+        "model/scheduler=cosine",
         "model.scheduler.warmup_steps=4",
-        "+model.scheduler.min_lr_ratio=0.1",
+        "model.scheduler.eta_min=0.001",
         "data.batch_size=64",
     ]
     (model, datamodule), rates = build(overrides, tmp_path), LearningRates()
@@ -279,55 +400,78 @@ def test_warmup_then_cosine_gives_the_formula_rate_at_every_step(tmp_path):
 
 
 def test_warmup_then_cosine_rates_step_by_step():
-    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), lr=0.01)
-    schedule = build_scheduler(opt, 12, name="cosine", warmup_steps=4, min_lr_ratio=0.1)
+    cosine = {**preset("scheduler", "cosine"), "warmup_steps": 4, "eta_min": 0.001}
+    opt, config = schedule(cosine, steps=12, lr=0.01)
     expected = [expected_warmup_cosine(k, 0.01, 4, 12, 0.001) for k in range(12)]
-    assert lr_per_step(opt, schedule, 13) == pytest.approx([*expected, 0.001])  # at the floor after the run
+    assert lr_per_step(opt, config, 13) == pytest.approx([*expected, 0.001])  # at the floor after the run
 
 
 def test_warmup_fraction_and_constant_rate_after_warmup():
-    opt = build_optimizer(torch.nn.Linear(2, 2).parameters(), lr=1.0)
-    scheduler = build_scheduler(opt, 20, name="none", warmup_fraction=0.15)["scheduler"]
-    rates = []
-    for _ in range(8):
-        rates.append(opt.param_groups[0]["lr"])
-        opt.step()
-        scheduler.step()
-    assert rates == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0])  # 3 warm-up steps of 20
+    opt, config = schedule({"warmup_fraction": 0.15}, steps=20)
+    assert lr_per_step(opt, config, 8) == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 1.0, 1.0])  # 3 of 20
 
 
-def test_warmup_is_refused_where_it_does_not_apply():
-    with pytest.raises(ValueError, match="onecycle warms up by itself"):
-        ImageClassifier(CNN, scheduler={"name": "onecycle", "warmup_steps": 10})
-    with pytest.raises(ValueError, match="one of model.scheduler.warmup_steps and model.scheduler.warmup_fraction"):
-        ImageClassifier(CNN, scheduler={"name": "cosine", "warmup_steps": 10, "warmup_fraction": 0.1})
+def test_a_class_that_takes_warmup_steps_itself_gets_them():
+    scheduler = {"_target_": "pytorch_optimizer.lr_scheduler.CosineAnnealingWarmupRestarts",
+                 "first_cycle_steps": 10, "warmup_steps": 4, "min_lr": 0.0, "interval": "step"}  # fmt: skip
+    check_optimization(ADAM, scheduler)
+    opt, config = schedule(scheduler, lr=0.5)
+    assert config["scheduler"].warmup_steps == 4 and config["scheduler"].max_lr == 0.5
+    assert type(config["scheduler"]).__name__ == "CosineAnnealingWarmupRestarts"  # no litlab warm-up in front
 
 
-def test_any_torch_optim_class_by_name_with_its_arguments(tmp_path):
-    overrides = [
-        "model.optimizer.name=torch.optim.NAdam",
-        "model.optimizer.lr=0.02",
-        "+model.optimizer.kwargs.momentum_decay=0.001",
-    ]
-    model, _ = build(overrides, tmp_path)
-    opt = configure(model.parameters(), model.hparams.optimizer, None, 10)["optimizer"]
-    assert type(opt) is torch.optim.NAdam
-    assert opt.param_groups[0]["lr"] == 0.02 and opt.param_groups[0]["momentum_decay"] == 0.001
+def test_a_mapping_from_hydra_is_kept_as_a_plain_dict():
+    optimizer = OmegaConf.create({"_target_": "torch.optim.SGD", "lr": "${.rate}", "rate": 0.1})
+    with pytest.raises(ValueError, match="torch.optim.SGD takes no argument rate"):
+        check_optimization(optimizer)
+    spec, scheduler = check_optimization(
+        OmegaConf.create({"_target_": "torch.optim.SGD", "lr": 0.1}), OmegaConf.create({})
+    )
+    assert type(spec) is dict and spec == {"_target_": "torch.optim.SGD", "lr": 0.1} and scheduler == {}
+    with pytest.raises(ValueError, match=r"^model.optimizer must be a mapping with a _target_, got a partial: set"):
+        check_optimization(functools.partial(torch.optim.SGD, lr=0.1))
+    with pytest.raises(ValueError, match=r"^model.scheduler must be a mapping with a _target_, got a list"):
+        check_optimization(ADAM, [COSINE])
 
 
 @pytest.mark.parametrize(
     ("optimizer", "message"),
     [
-        ({"name": "torch.optim.Adamm"}, r"torch.optim has no optimizer class of that name; use one such as"),
-        ({"name": "torch.optim.lr_scheduler"}, r"torch.optim has no optimizer class of that name"),
-        ({"name": "nadam"}, r"choose one of adam, adamw, rmsprop, sgd, or any torch.optim.<Class>"),
-        ({"name": "torch.optim.NAdam", "kwargs": {"nesterov": True}}, r"torch.optim.NAdam takes no argument nesterov"),
-        ({"name": "adam", "kwargs": {"foreach": True}}, r"kwargs applies to torch.optim classes only"),
-        ({"name": "adam", "betas1": 0.5}, r"Unknown optimizer setting\(s\) model.optimizer.betas1"),
-        ({"name": "torch.optim.LBFGS", "weight_decay": 0.1}, r"torch.optim.LBFGS takes no argument weight_decay"),
-        ({"name": "torch.optim.NAdam", "momentum": 0.9}, r"torch.optim.NAdam takes no argument momentum"),
-        ({"lr": 0}, r"The learning rate must be positive, got model.optimizer.lr=0\.$"),
-        ({"lr": -0.1}, r"The learning rate must be positive, got model.optimizer.lr=-0.1\.$"),
+        ({"name": "adam"}, r"^model.optimizer needs a _target_, an optimizer class such as torch.optim.AdamW \(or a"),
+        ({"_target_": "torch.optim.Adamm"}, r"^model.optimizer._target_=torch.optim.Adamm names no class that can be"),
+        ({"_target_": "lion_pytorch.nosuch.Lion"}, r"^model.optimizer._target_=lion_pytorch.nosuch.Lion names no cl"),
+        (
+            {"_target_": "mylab.Muon"},
+            r"^model.optimizer._target_=mylab.Muon is outside the packages configs and "
+            r"checkpoints may name \(torch.optim.\*, lion_pytorch.\*, pytorch_optimizer.\*\): add its package to "
+            r"TRUSTED_PACKAGES in litlab's whitelist module\.$",
+        ),
+        ({"_target_": "torch.optimizers.Adam"}, r"torch.optimizers.Adam is outside the packages"),
+        (
+            {"_target_": "torch.optim.adam.torch.nn.Linear"},
+            r"is refused: Target 'torch.nn.modules.linear.Linear' "
+            r"\(resolved from 'torch.optim.adam.torch.nn.Linear'\) is not in the Hydra execution whitelist\.$",
+        ),
+        (
+            {"_target_": "torch.optim.lr_scheduler.StepLR"},
+            r"StepLR is not a subclass of torch.optim.optimizer.Optimizer",
+        ),
+        (
+            {"_target_": "torch.optim.swa_utils.get_ema_multi_avg_fn"},
+            r"is not a subclass of torch.optim.optimizer.Optimizer: name",
+        ),
+        (
+            {"_target_": "torch.optim.NAdam", "nesterov": True},
+            r"^torch.optim.NAdam takes no argument nesterov "
+            r"\(model.optimizer\): its arguments are lr, betas, .*, and litlab reads _partial_, decay_norm_bias \(drop",
+        ),
+        ({"_target_": "torch.optim.Adam", "betas1": 0.5, "a": 1}, r"^torch.optim.Adam takes no argument a, betas1 "),
+        ({"_target_": "torch.optim.LBFGS", "weight_decay": 0.1}, r"torch.optim.LBFGS takes no argument weight_decay"),
+        (
+            {"_target_": "torch.optim.Adam", "lr": 0},
+            r"^The learning rate must be positive, got model.optimizer.lr=0\.$",
+        ),
+        ({"_target_": "torch.optim.Adam", "lr": -0.1}, r"^The learning rate must be positive, got model.optimizer.lr="),
     ],
 )
 def test_a_wrong_optimizer_fails_when_the_model_is_built(optimizer, message):
@@ -339,14 +483,53 @@ def test_a_wrong_optimizer_fails_when_the_model_is_built(optimizer, message):
 @pytest.mark.parametrize(
     ("scheduler", "message"),
     [
-        ({"name": "step"}, r"Unknown scheduler 'step' \(model.scheduler.name\): choose one of none, cosine, onecycle"),
-        ({"name": "cosine", "eta_min": 0.1}, r"Unknown scheduler setting\(s\) model.scheduler.eta_min: the settings"),
-        ({"name": "cosine", "warmup_steps": -1}, r"warmup_fraction in \[0, 1\), got -1 and 0.0\.$"),
-        ({"name": "cosine", "warmup_fraction": 1.0}, r"warmup_fraction in \[0, 1\), got 0 and 1.0\.$"),
-        ({"name": "cosine", "warmup_fraction": -0.1}, r"warmup_fraction in \[0, 1\), got 0 and -0.1\.$"),
-        ({"name": "cosine", "warmup_fraction": 1.5}, r"warmup_fraction in \[0, 1\), got 0 and 1.5\.$"),
-        ({"name": "plateau", "warmup_fraction": 0.1}, r"cosine and constant \(none\) schedules, not 'plateau'"),
-        ({"name": "plateau", "mode": "maximize"}, r"model.scheduler.mode must be min .* or max .*, got 'maximize'\.$"),
+        ({"_target_": "torch.optim.lr_scheduler.Step"}, r"^model.scheduler._target_=torch.optim.lr_scheduler.Step "),
+        ({"_target_": "torch.optim.Adam"}, r"torch.optim.Adam is not a subclass of torch.optim.lr_scheduler.LRSche"),
+        (
+            {"_target_": COSINE, "eta_minimum": 0.1},
+            r"^torch.optim.lr_scheduler.CosineAnnealingLR takes no argument "
+            r"eta_minimum \(model.scheduler\): its arguments are T_max, eta_min, last_epoch, and litlab reads "
+            r"_partial_, interval, frequency, monitor, strict, name, warmup_steps, warmup_fraction",
+        ),
+        (
+            {"_target_": "torch.optim.lr_scheduler.StepLR"},
+            r"^torch.optim.lr_scheduler.StepLR needs "
+            r"model.scheduler.step_size: set it\.$",
+        ),
+        ({"_target_": "torch.optim.lr_scheduler.StepLR", "step_size": None}, r"StepLR needs model.scheduler.step_size"),
+        ({"name": "cosine"}, r"^Unknown setting\(s\) model.scheduler.name of a schedule without _target_"),
+        (
+            {"eta_min": 0.1, "T_max": 3},
+            r"^Unknown setting\(s\) model.scheduler.T_max, model.scheduler.eta_min of a "
+            r"schedule without _target_ \(a constant rate\): name a scheduler class with model.scheduler._target_, or "
+            r"use only interval, warmup_steps, warmup_fraction\.$",
+        ),
+        ({"interval": "batch"}, r"^model.scheduler.interval must be step or epoch .*, got 'batch'\.$"),
+        ({"_target_": COSINE, "interval": "epochs"}, r"model.scheduler.interval must be step or epoch"),
+        ({"warmup_steps": -1}, r"warmup_fraction in \[0, 1\), got -1 and 0.0\.$"),
+        ({"warmup_fraction": 1.0}, r"warmup_fraction in \[0, 1\), got 0 and 1.0\.$"),
+        ({"warmup_fraction": -0.1}, r"warmup_fraction in \[0, 1\), got 0 and -0.1\.$"),
+        ({"warmup_fraction": 1.5}, r"warmup_fraction in \[0, 1\), got 0 and 1.5\.$"),
+        ({"warmup_steps": 10, "warmup_fraction": 0.1}, r"^Set one of model.scheduler.warmup_steps and model.scheduler"),
+        ({"warmup_steps": 10, "interval": "epoch"}, r"^A warm-up counts optimizer steps: set model.scheduler.interval"),
+        ({"_target_": COSINE, "warmup_fraction": 0.1}, r"A warm-up counts optimizer steps"),  # Lightning's epoch
+        (
+            {"_target_": ONE_CYCLE, "interval": "step", "warmup_steps": 10},
+            r"^OneCycleLR takes no linear warm-up in front of it \(it warms up by itself \(pct_start\)\): "
+            r"drop model.scheduler.warmup_steps/warmup_fraction\.$",
+        ),
+        (
+            {**preset("scheduler", "plateau"), "interval": "step", "warmup_steps": 3},
+            r"^ReduceLROnPlateau takes no "
+            r"linear warm-up in front of it \(it follows a metric\)",
+        ),
+        ({"_target_": PLATEAU}, r"^ReduceLROnPlateau follows a metric: set model.scheduler.monitor \(such as val/loss"),
+        ({"_target_": PLATEAU, "monitor": ""}, r"ReduceLROnPlateau follows a metric"),
+        (
+            {**preset("scheduler", "plateau"), "mode": "maximize"},
+            r"^model.scheduler.mode must be min \(the monitored "
+            r"metric should fall\) or max \(it should rise\), got 'maximize'\.$",
+        ),
     ],
 )
 def test_a_wrong_scheduler_fails_when_the_model_is_built(scheduler, message):
@@ -355,24 +538,38 @@ def test_a_wrong_scheduler_fails_when_the_model_is_built(scheduler, message):
     assert str(error.value).count(". ") == 0 and str(error.value).endswith(".")
 
 
+@pytest.mark.parametrize("name", sorted(path.stem for path in (PRESETS / "scheduler").glob("*.yaml")))
+def test_every_scheduler_preset_is_accepted_and_builds(name):
+    model = ImageClassifier(CNN, scheduler=preset("scheduler", name))
+    built = configure(model.parameters(), model.hparams.optimizer, model.hparams.scheduler, run(20))
+    expected = {"none": None, "cosine": "CosineAnnealingLR", "onecycle": "OneCycleLR", "plateau": "ReduceLROnPlateau"}
+    scheduler = built.get("lr_scheduler", {}).get("scheduler")
+    assert (type(scheduler).__name__ if scheduler else None) == expected[name]
+
+
 @pytest.mark.parametrize(
     "scheduler",
     [
         None,
-        {"name": None},
-        {"name": "Cosine", "warmup_fraction": 0.0},
-        {"name": "cosine", "warmup_fraction": 0.5},
-        {"name": "none", "warmup_steps": 3},
-        {"name": "onecycle", "pct_start": 0.25},
-        {"name": "plateau", "patience": 2},
-        {"name": "plateau", "monitor": "val/acc", "mode": "max"},
+        {"warmup_fraction": 0.5},
+        {"warmup_steps": 3, "interval": "step"},
+        {"_target_": ONE_CYCLE, "pct_start": 0.25, "interval": "step"},
+        {"_target_": PLATEAU, "patience": 2, "monitor": "val/loss"},
+        {"_target_": PLATEAU, "monitor": "val/acc", "mode": "max", "interval": "step"},
+        {"_target_": COSINE, "warmup_steps": 0, "interval": "epoch"},
+        {"_target_": "torch.optim.lr_scheduler.PolynomialLR", "power": 2.0, "warmup_steps": 2, "interval": "step"},
     ],
 )
 def test_every_documented_schedule_is_accepted(scheduler):
     model = ImageClassifier(CNN, scheduler=scheduler)
-    opt = build_optimizer(model.parameters())
-    built = build_scheduler(opt, 10, **(scheduler or {}))
-    assert (built is None) == (scheduler is None or scheduler["name"] is None)
+    assert model.hparams.scheduler == scheduler
+    built = configure(model.parameters(), model.hparams.optimizer, scheduler, run(10))
+    assert ("lr_scheduler" in built) == (scheduler is not None)
+
+
+def test_the_whitelist_admits_the_optimizer_packages_and_the_trusted_ones():
+    assert OPTIMIZER_WHITELIST[:3] == ("torch.optim.*", "lion_pytorch.*", "pytorch_optimizer.*")
+    assert set(OPTIMIZER_WHITELIST) <= set(EXECUTION_WHITELIST)
 
 
 def random_images(n: int = 12, batch_size: int = 4) -> DataLoader:
@@ -385,8 +582,8 @@ def random_images(n: int = 12, batch_size: int = 4) -> DataLoader:
 def test_each_schedule_steps_at_its_interval_in_training(name):
     # lr 1e-6 and no batch norm: the validation loss stays put (within the plateau's threshold), so the
     # plateau schedule cuts the rate once patience epochs have gone by without progress.
-    scheduler = {"name": name, **({"patience": 1, "factor": 0.5} if name == "plateau" else {})}
-    model = ImageClassifier(TINY_MLP, optimizer={"name": "sgd", "lr": 1e-6}, scheduler=scheduler)
+    scheduler = {**preset("scheduler", name), **({"patience": 1, "factor": 0.5} if name == "plateau" else {})}
+    model = ImageClassifier(TINY_MLP, optimizer={"_target_": "torch.optim.SGD", "lr": 1e-6}, scheduler=scheduler)
     rates, loader = LearningRates(), random_images()
     trainer = L.Trainer(
         max_epochs=5, callbacks=[rates], logger=False, num_sanity_val_steps=0, enable_checkpointing=False,
@@ -397,3 +594,42 @@ def test_each_schedule_steps_at_its_interval_in_training(name):
         assert rates.rates == pytest.approx([1e-6 * (1 + math.cos(math.pi * k / 15)) / 2 for k in range(15)])
     else:  # once an epoch, on val/loss: epochs 1 and 2 without progress, cut after the second
         assert rates.rates == pytest.approx([1e-6] * 9 + [5e-7] * 6)
+
+
+def test_a_resumed_one_cycle_schedule_must_cover_the_run():
+    one_cycle = schedule(preset("scheduler", "onecycle"), steps=10)[1]["scheduler"]
+    cosine = schedule(preset("scheduler", "cosine"), steps=10)[1]["scheduler"]
+
+    def trainer(needed: int, *schedulers) -> SimpleNamespace:
+        configs = [SimpleNamespace(scheduler=s) for s in schedulers]
+        return SimpleNamespace(estimated_stepping_batches=needed, max_epochs=6, lr_scheduler_configs=configs)
+
+    with pytest.raises(ValueError, match="planned for 10 steps, but trainer.max_epochs=6 needs 12: resume with"):
+        check_resumed_schedules(trainer(12, cosine, one_cycle))
+    check_resumed_schedules(trainer(10, one_cycle))  # the run it was planned for
+    check_resumed_schedules(trainer(8, one_cycle))  # a shorter run stops before the schedule ends
+    one_step = schedule(preset("scheduler", "onecycle"), steps=1)[1]["scheduler"]  # a run of a single step
+    with pytest.raises(ValueError, match="planned for 1 steps, but trainer.max_epochs=6 needs 2"):
+        check_resumed_schedules(trainer(2, one_step))
+    check_resumed_schedules(trainer(12, cosine))  # a cosine schedule carries on at its floor
+
+
+def test_settings_are_checked_once_and_the_class_is_called_by_the_one_builder(monkeypatch):
+    import litlab.models.optim as optim_module
+
+    checked, stacks = [], []
+    check = optim_module._check_arguments
+    monkeypatch.setattr(optim_module, "_check_arguments", lambda cls, *args: checked.append(cls) or check(cls, *args))
+    init = torch.optim.Adam.__init__
+
+    def recording_init(self, *args, **kwargs):
+        stacks.append([frame.function for frame in inspect.stack()[1:3]])
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "__init__", recording_init)
+    model = ImageClassifier(TINY_MLP, scheduler=preset("scheduler", "cosine"))
+    model.trainer = SimpleNamespace(estimated_stepping_batches=10, max_epochs=1)
+    model.configure_optimizers()
+    assert checked == [torch.optim.Adam, torch.optim.lr_scheduler.CosineAnnealingLR]  # at build time, once each
+    # configure_optimizers -> configure -> the class, nothing between
+    assert stacks == [["configure", "configure_optimizers"]]

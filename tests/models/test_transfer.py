@@ -47,7 +47,9 @@ def fit_steps(model, mnist_root, steps: int = 3) -> Trainer:
 
 
 def test_linear_probe_trains_only_the_head(weights_file, mnist_root):
-    model = TransferClassifier(resnet_spec(weights_file), mode="linear", optimizer={"name": "adam", "lr": 0.01})
+    model = TransferClassifier(
+        resnet_spec(weights_file), mode="linear", optimizer={"_target_": "torch.optim.Adam", "lr": 0.01}
+    )
     before = {k: v.clone() for k, v in model.net.state_dict().items()}
     trainer = fit_steps(model, mnist_root)
     after = model.net.state_dict()
@@ -65,8 +67,8 @@ def test_finetune_gives_the_backbone_a_lower_learning_rate(weights_file, mnist_r
         resnet_spec(weights_file),
         mode="finetune",
         backbone_lr_scale=0.1,
-        optimizer={"name": "sgd", "lr": 0.05},
-        scheduler={"name": "none"},
+        optimizer={"_target_": "torch.optim.SGD", "lr": 0.05},
+        scheduler=None,
     )
     before = model.net.model.layer1[0].conv1.weight.clone()
     trainer = fit_steps(model, mnist_root, steps=2)

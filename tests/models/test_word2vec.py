@@ -108,8 +108,11 @@ def test_word2vec_defaults_are_those_of_the_model_config():
     # shares noise words between pairs (several times faster on a CPU), the class draws them per pair as
     # word2vec.c does.
     config = OmegaConf.to_container(OmegaConf.load(Path(CONFIG_DIR) / "model" / "word2vec.yaml"))
-    del config["_target_"]
-    assert dict(Word2Vec().hparams) == {**config, "negatives_group": 1}
+    optimizer = OmegaConf.load(Path(CONFIG_DIR) / "model" / "optimizer" / f"{config['defaults'][0]['optimizer']}.yaml")
+    for key in ("_target_", "_recursive_", "defaults"):
+        del config[key]
+    del optimizer["_partial_"]  # how the config spells a factory: the class does without it
+    assert dict(Word2Vec().hparams) == {**config, "optimizer": dict(optimizer), "negatives_group": 1}
 
 
 def test_word2vec_initialisation_and_sparse_gradients():
@@ -172,7 +175,11 @@ def test_a_step_touches_only_the_rows_of_its_words_and_their_noise_words():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"optimizer": {"name": "adam"}}, "Unknown optimizer 'adam'.*sgd, sparse_adam"),
+        (
+            {"optimizer": {"_target_": "torch.optim.Adam"}},
+            r"^torch.optim.Adam takes no sparse gradients, which .*: use",
+        ),
+        ({"optimizer": {"_target_": "torch.optim.sgd.SGD"}, "embedding_dim": 0}, "must be positive, got 0, 5, 1"),
         ({"embedding_dim": 0}, "must be positive, got 0, 5, 1"),
         ({"negatives": 0}, "must be positive, got 100, 0, 1"),
         ({"negatives_group": 0}, "must be positive, got 100, 5, 0"),
@@ -226,8 +233,10 @@ def test_learning_rate_decays_linearly_with_the_words_consumed(numbered_corpus, 
             self.losses.append((trainer.current_epoch, outputs["loss"].item(), len(batch[0])))
 
     dm = TextCorpusDataModule(corpus=str(numbered_corpus), min_count=2, sample=0.0, batch_size=500, test_fraction=0.1)
-    optimizer = {"lr": 0.005} if min_lr_ratio is None else {"lr": 0.005, "min_lr_ratio": min_lr_ratio}
-    model = Word2Vec(embedding_dim=8, vectors_file=None, optimizer=optimizer)
+    ratio = {} if min_lr_ratio is None else {"min_lr_ratio": min_lr_ratio}
+    model = Word2Vec(
+        embedding_dim=8, vectors_file=None, optimizer={"_target_": "torch.optim.SGD", "lr": 0.005}, **ratio
+    )
     record = Record()
     trainer = L.Trainer(
         max_epochs=max_epochs, accelerator="cpu", logger=False, enable_checkpointing=False,
@@ -248,7 +257,7 @@ def test_learning_rate_decays_linearly_with_the_words_consumed(numbered_corpus, 
 
 def test_word2vec_hooks_carry_the_vocabulary_through_a_checkpoint():
     words, counts = ["the", "cat", "sat"], torch.tensor([5, 3, 2])
-    model = Word2Vec(embedding_dim=4, optimizer={"name": "sparse_adam", "lr": 0.01})
+    model = Word2Vec(embedding_dim=4, optimizer={"_target_": "torch.optim.SparseAdam", "lr": 0.01})
     with pytest.raises(ValueError, match="no vocabulary yet: train it or load it from a checkpoint"):
         model.word_vectors()
     model.build(words, counts)

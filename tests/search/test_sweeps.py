@@ -235,7 +235,7 @@ def test_space_quote_writes_hydra_syntax():
     assert quote((1, 2)) == "[1,2]"
     assert quote({"a": "b"}) == "{a:'b'}"
     assert [quote(v) for v in (True, False, None, 3, 0.5)] == ["true", "false", "null", "3", "0.5"]
-    assert format_override("model.optimizer.name", "adam") == "model.optimizer.name='adam'"
+    assert format_override("model/optimizer", "adam") == "model/optimizer='adam'"
 
 
 def test_directions_agreeing_with_the_stored_study_pass():
@@ -872,7 +872,7 @@ DIRECTION_SEARCH = [
     "hparams_search=samplers_compare",
     "hydra/sweeper/sampler=grid",
     "model.optimizer.lr=choice(0.000001,0.003)",
-    "model.optimizer.name=adam",
+    "model/optimizer=adam",
     "model.net.dropout=0.0",
     "hydra.sweeper.timeout=null",
     "trainer.max_epochs=1",
@@ -919,7 +919,7 @@ def test_sweep_prunes_fails_crashes_goes_on_and_reports(tmp_path, monkeypatch):
             "hydra.sweeper.max_failure_rate=0.5",
             "hydra.sweeper.timeout=null",
             "hydra.sweeper.pruner={_target_:optuna.pruners.ThresholdPruner,lower:0.3}",
-            "model.optimizer.name=adam",
+            "model/optimizer=adam",
             "trainer.max_epochs=2",
             "+trainer.limit_train_batches=10",
         ],
@@ -1200,3 +1200,29 @@ def test_the_shipped_mnist_search_runs_its_conditional_space(tmp_path, monkeypat
         )
         conv = next(o for o in overrides if o.startswith("model.net.conv_channels="))
         assert len(yaml.safe_load(conv.split("=", 1)[1])) == trial["params_conv_layers"]
+
+
+def test_a_sweep_chooses_among_optimizer_presets(tmp_path, monkeypatch):
+    # samplers_compare searches `model/optimizer: choice(adam, rmsprop, sgd)`, a config group: each trial composes
+    # the preset it drew, and the study records the preset's name.
+    run_sweep(
+        [
+            "hparams_search=samplers_compare",
+            "hydra/sweeper/sampler=grid",
+            "model.optimizer.lr=0.003",
+            "model.net.dropout=0.0",
+            "hydra.sweeper.timeout=null",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=3",
+        ],
+        tmp_path,
+        monkeypatch,
+    )
+    trials = pd.read_csv(tmp_path / "trials.csv").set_index("number")
+    assert sorted(trials["params_model/optimizer"]) == ["adam", "rmsprop", "sgd"] and set(trials.state) == {"COMPLETE"}
+    classes = {"adam": "torch.optim.Adam", "rmsprop": "torch.optim.RMSprop", "sgd": "torch.optim.SGD"}
+    for number, trial in trials.iterrows():
+        optimizer = OmegaConf.load(tmp_path / str(number) / ".hydra" / "config.yaml").model.optimizer
+        assert optimizer._target_ == classes[trial["params_model/optimizer"]] and optimizer.lr == 0.003
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert results["best_params"]["model/optimizer"] in classes

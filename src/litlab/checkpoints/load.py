@@ -25,7 +25,7 @@ from torch import nn
 
 from litlab.checkpoints.record import offline_net_spec
 from litlab.data.pixels import PixelConvention, checkpoint_pixels
-from litlab.whitelist import NET_WHITELIST
+from litlab.whitelist import NET_WHITELIST, TRUSTED_PACKAGES
 
 # What each option that takes a checkpoint should be given: the end of every error sentence about it.
 HINTS = {
@@ -110,9 +110,13 @@ class CheckpointFile:
         """The class the record names under `key` ("module", "datamodule"), if it is litlab's own and a `base`."""
         name = self.record.get(key)
         kind = base.__name__
-        # The name comes from the file, which may come from anywhere: only litlab's own classes are trusted.
-        if not isinstance(name, str) or not name.startswith("litlab."):
-            raise self.error(f"does not name a litlab {kind} (found {name!r}); litlab rebuilds only its own classes")
+        # The name comes from the file, which may come from anywhere: only litlab's own classes are trusted, and
+        # those of the packages the user trusts (TRUSTED_PACKAGES).
+        if not isinstance(name, str) or not name.startswith(("litlab.", *(f"{p}." for p in TRUSTED_PACKAGES))):
+            raise self.error(
+                f"does not name a litlab {kind} (found {name!r}); litlab rebuilds only its own classes and those "
+                "of TRUSTED_PACKAGES (litlab's whitelist module)"
+            )
         try:
             found = get_class(name)
         except (ImportError, AttributeError, ValueError) as err:

@@ -1,5 +1,3 @@
-import inspect
-from collections.abc import Mapping
 from typing import Any
 
 from lightning import LightningModule
@@ -8,7 +6,7 @@ from torch import nn
 
 from litlab.checkpoints.record import litlab_record
 from litlab.data.pixels import PixelConvention, checkpoint_pixels
-from litlab.models.optim import check_optimizer, check_resumed_schedules, check_scheduler
+from litlab.models.optim import check_resumed_schedules
 from litlab.speed import FastHookNames
 
 
@@ -48,27 +46,14 @@ class LitlabModule(FastHookNames, LightningModule):
         # Here, not in configure_optimizers: a resumed scheduler's state is restored only after that.
         check_resumed_schedules(self.trainer)
 
-    def save_settings(self, default_optimizer: Mapping[str, Any]) -> dict[str, Any]:
-        """Saves the arguments of the calling `__init__` as plain hyperparameters and returns them.
+    def save_settings(self, **settings: Any) -> None:
+        """Saves `settings` (a module's constructor arguments, named by the caller) as plain hyperparameters.
 
-        Call it first in `__init__`, before any argument is reassigned: it reads them from the caller's frame,
-        as Lightning's own `save_hyperparameters()` does. Values become plain containers (`weights_only=True`
-        reads them); `optimizer` falls back to `default_optimizer`; the optimizer and any `scheduler`
-        settings are checked now, so a wrong name fails when the model is built, not after the data is
-        loaded. A network given as a module cannot be saved: it is left out of the hyperparameters (pass it
-        again when loading) and returned as it is.
+        Values become plain containers, so `weights_only=True` reads them. A network given as a module cannot be
+        saved: it is left out of the hyperparameters (pass it again when loading).
         """
-        frame = inspect.currentframe().f_back
-        code = frame.f_code
-        names = code.co_varnames[1 : code.co_argcount + code.co_kwonlyargcount]
-        arguments = {name: plain(frame.f_locals[name]) for name in names}
-        arguments["optimizer"] = arguments.get("optimizer") or dict(default_optimizer)
-        check_optimizer(arguments["optimizer"])
-        if "scheduler" in arguments:
-            check_scheduler(arguments["scheduler"])
-        saved = {name: value for name, value in arguments.items() if not isinstance(value, nn.Module)}
+        saved = {name: plain(value) for name, value in settings.items() if not isinstance(value, nn.Module)}
         self.save_hyperparameters(saved, logger=False)
-        return arguments
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None

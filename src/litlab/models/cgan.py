@@ -8,10 +8,10 @@ from torch.optim import Optimizer
 
 from litlab.data.pixels import TANH
 from litlab.figures import image_grid, log_image
-from litlab.models.base import LitlabModule
+from litlab.models.base import LitlabModule, plain
 from litlab.models.gan_eval import GenerationMetrics, check_judge_path, load_judge
 from litlab.models.nets.build import build_net
-from litlab.models.optim import GAN_ADAM, build_optimizer
+from litlab.models.optim import GAN_ADAM, check_optimization, configure
 
 
 class ConditionalGAN(LitlabModule):
@@ -26,7 +26,7 @@ class ConditionalGAN(LitlabModule):
     Args:
         generator, discriminator: the networks, as nn.Modules or `_target_` mappings (see `build_net`);
             the generator must expose `latent_dim` and `num_classes`.
-        optimizer: plain settings for `build_optimizer`, shared by both players (Adam 2e-4, beta1 0.5).
+        optimizer: a `_target_` mapping of the optimizer class of both players (default Adam 2e-4, beta1 0.5).
         classifier_ckpt: a checkpoint of `experiment=mnist_cnn` for the test metrics (None: losses only).
         samples_per_class: columns of the epoch grid.
     """
@@ -40,10 +40,17 @@ class ConditionalGAN(LitlabModule):
         samples_per_class: int = 10,
     ):
         super().__init__()
-        args = self.save_settings(default_optimizer=GAN_ADAM)
+        optimizer, _ = check_optimization(optimizer, default=GAN_ADAM)
+        self.save_settings(
+            generator=generator,
+            discriminator=discriminator,
+            optimizer=optimizer,
+            classifier_ckpt=classifier_ckpt,
+            samples_per_class=samples_per_class,
+        )
         self.automatic_optimization = False
-        self.generator = build_net(args["generator"])
-        self.discriminator = build_net(args["discriminator"])
+        self.generator = build_net(plain(generator))
+        self.discriminator = build_net(plain(discriminator))
         self.latent_dim, self.num_classes = self.generator.latent_dim, self.generator.num_classes
         noise = torch.randn(
             self.num_classes * samples_per_class, self.latent_dim, generator=torch.Generator().manual_seed(0)
@@ -144,6 +151,6 @@ class ConditionalGAN(LitlabModule):
     def configure_optimizers(self) -> list[Optimizer]:
         settings = self.hparams.optimizer
         return [
-            build_optimizer(self.discriminator.parameters(), **settings),
-            build_optimizer(self.generator.parameters(), **settings),
+            configure(self.discriminator.parameters(), settings)["optimizer"],
+            configure(self.generator.parameters(), settings)["optimizer"],
         ]

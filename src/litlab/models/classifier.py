@@ -14,9 +14,9 @@ from torchmetrics.classification import (
 )
 
 from litlab.figures import confusion_matrix_figure, log_figure
-from litlab.models.base import LitlabModule
+from litlab.models.base import LitlabModule, plain
 from litlab.models.nets.build import build_net
-from litlab.models.optim import configure
+from litlab.models.optim import check_optimization, configure
 
 # Training steps whose loss and predictions are collected before the training metrics see them at once.
 TRAIN_METRIC_CHUNK = 64
@@ -41,8 +41,10 @@ class ImageClassifier(LitlabModule):
     Args:
         net: the network, as an nn.Module or as a `_target_` mapping (the form configs use, which lets a
             checkpoint alone rebuild the model). It must expose `num_classes`.
-        optimizer: plain settings for `litlab.models.optim.build_optimizer` (name, lr, weight_decay, ...).
-        scheduler: plain settings for `build_scheduler` (name: none, cosine, onecycle or plateau, ...).
+        optimizer: a `_target_` mapping of an optimizer class and its arguments (default Adam at 1e-3); see
+            `litlab.models.optim` for litlab's own keys.
+        scheduler: a `_target_` mapping of a learning-rate scheduler class, Lightning's interval, monitor and
+            frequency, and an optional linear warm-up; None (or no `_target_`) keeps the rate constant.
         label_smoothing: label smoothing of the cross-entropy.
         compile: compile the network with `torch.compile` (worth it on a GPU, slow to start on a CPU).
         class_names: labels for the confusion matrix's axes.
@@ -58,8 +60,16 @@ class ImageClassifier(LitlabModule):
         class_names: list[str] | None = None,
     ):
         super().__init__()
-        net = self.save_settings(default_optimizer={"name": "adam"})["net"]
-        self.net = build_net(net)
+        optimizer, scheduler = check_optimization(optimizer, scheduler)
+        self.save_settings(
+            net=net,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            label_smoothing=label_smoothing,
+            compile=compile,
+            class_names=class_names,
+        )
+        self.net = build_net(plain(net))
         num_classes = getattr(self.net, "num_classes", None)
         if not isinstance(num_classes, int):
             raise ValueError(f"The network {type(self.net).__name__} must expose an integer `num_classes` attribute.")
@@ -201,6 +211,4 @@ class ImageClassifier(LitlabModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.parameters() if p.requires_grad]
-        return configure(
-            params, self.hparams.optimizer, self.hparams.scheduler, self.trainer.estimated_stepping_batches
-        )
+        return configure(params, self.hparams.optimizer, self.hparams.scheduler, self.trainer)

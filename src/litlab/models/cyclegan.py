@@ -11,10 +11,10 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from litlab.figures import image_grid, log_image
-from litlab.models.base import LitlabModule
+from litlab.models.base import LitlabModule, plain
 from litlab.models.gan_eval import ClassifierJudge, check_judge_path, load_judge
 from litlab.models.nets.build import build_net
-from litlab.models.optim import GAN_ADAM, build_optimizer
+from litlab.models.optim import GAN_ADAM, check_optimization, configure
 
 
 class ImagePool:
@@ -132,7 +132,7 @@ class CycleGAN(LitlabModule):
     Args:
         generator, discriminator: `_target_` mappings (or modules, copied) of one generator (A -> B) and one
             discriminator; each is built twice, one per direction or domain.
-        optimizer: plain settings for `build_optimizer` (Adam 2e-4, beta1 0.5).
+        optimizer: a `_target_` mapping of the optimizer class of both pairs (default Adam 2e-4, beta1 0.5).
         lambda_cycle, lambda_identity: loss weights (10 and 0.5 in the paper).
         use_identity: switches the identity loss on or off.
         pool_size: images kept in each discriminator's history pool (50; 0 turns it off).
@@ -156,11 +156,24 @@ class CycleGAN(LitlabModule):
         grid_images: int = 8,
     ):
         super().__init__()
-        args = self.save_settings(default_optimizer=GAN_ADAM)
+        optimizer, _ = check_optimization(optimizer, default=GAN_ADAM)
+        self.save_settings(
+            generator=generator,
+            discriminator=discriminator,
+            optimizer=optimizer,
+            lambda_cycle=lambda_cycle,
+            lambda_identity=lambda_identity,
+            use_identity=use_identity,
+            pool_size=pool_size,
+            lr_constant_epochs=lr_constant_epochs,
+            lr_decay_epochs=lr_decay_epochs,
+            classifier_ckpt=classifier_ckpt,
+            grid_images=grid_images,
+        )
         self.automatic_optimization = False
         if pool_size < 0:
             raise ValueError(f"model.pool_size must be 0 (no pool) or a number of images, got {pool_size}.")
-        self.g_ab, self.g_ba, self.d_a, self.d_b = self._build_players(args["generator"], args["discriminator"])
+        self.g_ab, self.g_ba, self.d_a, self.d_b = self._build_players(plain(generator), plain(discriminator))
         channels_a, channels_b = self.g_ab.in_channels, self.g_ab.out_channels
         if use_identity and channels_a != channels_b:
             raise ValueError(
@@ -314,7 +327,7 @@ class CycleGAN(LitlabModule):
 
     def configure_optimizers(self) -> tuple[list[Optimizer], list[LambdaLR]]:
         settings = self.hparams.optimizer
-        opt_g = build_optimizer([*self.g_ab.parameters(), *self.g_ba.parameters()], **settings)
-        opt_d = build_optimizer([*self.d_a.parameters(), *self.d_b.parameters()], **settings)
+        opt_g = configure([*self.g_ab.parameters(), *self.g_ba.parameters()], settings)["optimizer"]
+        opt_d = configure([*self.d_a.parameters(), *self.d_b.parameters()], settings)["optimizer"]
         factor = linear_decay(self.hparams.lr_constant_epochs, self.hparams.lr_decay_epochs)
         return [opt_g, opt_d], [LambdaLR(opt_g, factor), LambdaLR(opt_d, factor)]

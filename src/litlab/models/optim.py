@@ -1,46 +1,211 @@
-"""Optimizers and learning-rate schedules built from plain config values.
+"""Optimizers and learning-rate schedules from `_target_` mappings: any class, from torch.optim or any package.
 
-A LightningModule keeps these settings as plain dicts (saved with its hyperparameters, so checkpoints
-stay readable with `weights_only=True` and picklable for DDP spawn) and builds the objects in
-`configure_optimizers`. `check_optimizer` and `check_scheduler` validate the same dicts when the model is
-built, so a typo fails before any data is read.
+`model.optimizer` and `model.scheduler` are written as Hydra writes any object (lightning-hydra-template's
+`_partial_: true` is accepted), but a LightningModule keeps them as plain dicts in its hyperparameters and builds
+the objects in `configure_optimizers`, with the parameter groups: a kept `functools.partial` cannot be pickled
+(DDP spawn and checkpoints break), and a plain dict is read back with `torch.load(weights_only=True)`.
+`check_optimization` validates both mappings once, when the module is built, so that a typo fails before any
+data is read; `configure` builds them.
+
+The keys of a mapping go to the class, all but these, which litlab reads (a key the class itself takes is the
+class's):
+- optimizer: `decay_norm_bias` (false: biases and norm layers' parameters get no weight decay; `decay_groups`);
+- scheduler: Lightning's `interval` (step or epoch, Lightning's default epoch), `frequency`, `monitor`, `strict`
+  and `name`; `warmup_steps` or `warmup_fraction`, a linear warm-up in front of the schedule (or of a constant
+  rate when the mapping has no `_target_`);
+- both: `_partial_` (the class is always called in `configure_optimizers`, with the parameters).
+
+A schedule's length and peak follow the run unless the mapping sets them: an argument named in RUN_LENGTH
+(`T_max`, `total_steps`, `total_iters`) gets the run's count of the schedule's intervals (optimizer steps for
+`interval: step`, `trainer.max_epochs` for `interval: epoch`, divided by `frequency`, less the warm-up), and
+`max_lr` gets the optimizer's learning rate (a list when the parameter groups' rates differ).
+
+Classes are named by `_target_` under an execution whitelist (OPTIMIZER_WHITELIST in litlab's whitelist module),
+since a checkpoint's hyperparameters name them too; add a package there to use its classes.
 """
 
+import copy
 import inspect
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from hydra.errors import InstantiationException
+from hydra.utils import execution_whitelist, instantiate
+from omegaconf import DictConfig, OmegaConf
 from torch import optim
+from torch.optim.lr_scheduler import LinearLR, LRScheduler, OneCycleLR, ReduceLROnPlateau, SequentialLR
 
-from litlab.models.nets.layers import choose
+from litlab.whitelist import OPTIMIZER_WHITELIST
 
-OPTIMIZERS: dict[str, type[optim.Optimizer]] = {
-    "adam": optim.Adam,
-    "adamw": optim.AdamW,
-    "rmsprop": optim.RMSprop,
-    "sgd": optim.SGD,
-}
+ADAM: dict[str, Any] = {"_target_": "torch.optim.Adam", "lr": 1e-3}
 # Both GANs' players: Adam at 2e-4 with beta1 0.5, the DCGAN paper's recipe that pix2pix and CycleGAN keep.
-GAN_ADAM: dict[str, Any] = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]}
-TORCH_OPTIM = "torch.optim."
-# The keys of the four built-in names; a torch.optim class gets any of them that are set, and `kwargs`.
-CLASS_KEYS = ("momentum", "nesterov", "betas", "eps")
+GAN_ADAM: dict[str, Any] = {"_target_": "torch.optim.Adam", "lr": 2e-4, "betas": [0.5, 0.999]}
+
+OPTIMIZER_KEYS = ("_target_", "_partial_", "decay_norm_bias")
+LIGHTNING_KEYS = ("interval", "frequency", "monitor", "strict", "name")
+WARMUP_KEYS = ("warmup_steps", "warmup_fraction")
+SCHEDULER_KEYS = ("_target_", "_partial_", *LIGHTNING_KEYS, *WARMUP_KEYS)
+# A mapping without _target_ is a constant rate, after a warm-up if any ("name: cosine" there is a mistake).
+CONSTANT_KEYS = ("_partial_", "interval", *WARMUP_KEYS)
+# Arguments that measure a whole schedule: filled with the run's length when the config leaves them unset.
+RUN_LENGTH = ("T_max", "total_steps", "total_iters")
+PEAK = "max_lr"
+INTERVALS = ("step", "epoch")
+# What each key's class must derive from (Lightning steps no other kind of scheduler by itself).
+KINDS: dict[str, tuple[type, ...]] = {
+    "model.optimizer": (optim.Optimizer,),
+    "model.scheduler": (LRScheduler, ReduceLROnPlateau),
+}
 
 
-def optimizer_class(name: str) -> type[optim.Optimizer]:
-    """One of the built-in names (adam, adamw, rmsprop, sgd) or any `torch.optim.<Class>`."""
-    if str(name).startswith(TORCH_OPTIM):
-        cls = getattr(optim, str(name).removeprefix(TORCH_OPTIM), None)
-        if not (isinstance(cls, type) and issubclass(cls, optim.Optimizer)):
-            raise ValueError(
-                f"Unknown optimizer (model.optimizer.name) '{name}': torch.optim has no optimizer class of that "
-                "name; use one such as torch.optim.NAdam, or one of adam, adamw, rmsprop, sgd."
-            )
-        return cls
+def _mapping(spec: Any, key: str) -> dict[str, Any]:
+    if isinstance(spec, DictConfig):
+        return OmegaConf.to_container(spec, resolve=True)
+    if not isinstance(spec, Mapping):
+        raise ValueError(
+            f"{key} must be a mapping with a _target_, got a {type(spec).__name__}: set `_recursive_: false` in "
+            "the model's config so that Hydra passes it on as written."
+        )
+    return copy.deepcopy(dict(spec))  # a default such as GAN_ADAM is never shared with a module's hyperparameters
+
+
+def _class(spec: Mapping[str, Any], key: str) -> type:
+    """The optimizer (key model.optimizer) or scheduler class `spec["_target_"]` names, if the whitelist admits it."""
+    target = str(spec["_target_"])
+    # Checked before anything is imported: importing a module runs its code, and checkpoints name these classes.
+    if not any(target.startswith(pattern.removesuffix("*")) for pattern in OPTIMIZER_WHITELIST):
+        raise ValueError(
+            f"{key}._target_={target} is outside the packages configs and checkpoints may name "
+            f"({', '.join(OPTIMIZER_WHITELIST)}): add its package to TRUSTED_PACKAGES in litlab's whitelist module."
+        )
     try:
-        return choose(OPTIMIZERS, name, "optimizer (model.optimizer.name)")
-    except ValueError as err:
-        raise ValueError(f"{str(err).rstrip('.')}, or any torch.optim.<Class> (such as torch.optim.NAdam).") from None
+        # Hydra's own check, on the name and then on the class it finds, which also refuses aliases of other code.
+        factory = instantiate(
+            {"_target_": target, "_partial_": True},
+            _execution_whitelist_=execution_whitelist(OPTIMIZER_WHITELIST, reset=True),
+        )
+    except InstantiationException as err:
+        if isinstance(err.__cause__, ImportError):
+            raise ValueError(
+                f"{key}._target_={target} names no class that can be imported: fix the name, or install its package."
+            ) from None
+        # The name is admitted but leads elsewhere (an alias of a class outside the whitelist): Hydra says where.
+        raise ValueError(f"{key}._target_={target} is refused: {str(err).splitlines()[0]}") from None
+    cls, bases = factory.func, KINDS[key]
+    if not (isinstance(cls, type) and issubclass(cls, bases)):
+        names = " or ".join(f"{base.__module__}.{base.__name__}" for base in bases)
+        raise ValueError(f"{key}._target_={target} is not a subclass of {names}: name a class that is.")
+    return cls
+
+
+def _arguments(cls: type) -> tuple[dict[str, inspect.Parameter], bool]:
+    """The class's named arguments after the first (the parameters or the optimizer), and whether it takes **kwargs."""
+    parameters = list(inspect.signature(cls).parameters.values())[1:]
+    named = {p.name: p for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    return named, any(p.kind is p.VAR_KEYWORD for p in parameters)
+
+
+def _class_arguments(cls: type | None, spec: Mapping[str, Any], own: tuple[str, ...]) -> dict[str, Any]:
+    """The keys of `spec` that go to the class: those it takes, and all but litlab's when it takes **kwargs."""
+    if cls is None:
+        return {}
+    named, open_ended = _arguments(cls)
+    # YAML has no tuples, and torch's signatures want them (betas, etas): lists become tuples.
+    return {
+        name: tuple(value) if isinstance(value, list) else value
+        for name, value in spec.items()
+        if name in named or (open_ended and name not in own)
+    }
+
+
+def _check_arguments(cls: type, spec: Mapping[str, Any], key: str, own: tuple[str, ...], filled: tuple) -> None:
+    named, _ = _arguments(cls)
+    taken = _class_arguments(cls, spec, own)
+    unknown = sorted(set(spec) - set(taken) - set(own))
+    if unknown:
+        raise ValueError(
+            f"{spec['_target_']} takes no argument {', '.join(unknown)} ({key}): its arguments are "
+            f"{', '.join(named)}, and litlab reads {', '.join(k for k in own if k != '_target_')} "
+            f"(drop a setting with ~{key}.KEY)."
+        )
+    missing = [
+        name for name, p in named.items() if p.default is p.empty and spec.get(name) is None and name not in filled
+    ]
+    if missing:
+        raise ValueError(f"{spec['_target_']} needs {', '.join(f'{key}.{name}' for name in missing)}: set it.")
+
+
+def warmup_length(total_steps: int, warmup_steps: int = 0, warmup_fraction: float = 0.0) -> int:
+    """The warm-up in steps: `warmup_steps`, or `warmup_fraction` of the run's steps."""
+    return int(warmup_steps) if warmup_steps else round(warmup_fraction * total_steps)
+
+
+def _check_scheduler(spec: Mapping[str, Any], key: str) -> None:
+    cls = _class(spec, key) if "_target_" in spec else None
+    if cls is not None:
+        _check_arguments(cls, spec, key, SCHEDULER_KEYS, (*RUN_LENGTH, PEAK))
+    else:
+        unknown = sorted(set(spec) - set(CONSTANT_KEYS))
+        if unknown:
+            raise ValueError(
+                f"Unknown setting(s) {', '.join(f'{key}.{name}' for name in unknown)} of a schedule without "
+                f"_target_ (a constant rate): name a scheduler class with {key}._target_, or use only "
+                f"{', '.join(CONSTANT_KEYS[1:])}."
+            )
+    own = {name: value for name, value in spec.items() if name not in _class_arguments(cls, spec, SCHEDULER_KEYS)}
+    interval = own.get("interval", "epoch" if cls else "step")
+    if interval not in INTERVALS:
+        raise ValueError(f"{key}.interval must be step or epoch (when the rate changes), got {interval!r}.")
+    steps, fraction = own.get("warmup_steps") or 0, own.get("warmup_fraction") or 0.0
+    if steps < 0 or not 0.0 <= fraction < 1.0:
+        raise ValueError(f"{key}.warmup_steps must be >= 0 and warmup_fraction in [0, 1), got {steps} and {fraction}.")
+    if steps and fraction:
+        raise ValueError(f"Set one of {key}.warmup_steps and {key}.warmup_fraction, not both.")
+    if (steps or fraction) and interval != "step":
+        raise ValueError(f"A warm-up counts optimizer steps: set {key}.interval=step, or drop the warm-up.")
+    if (steps or fraction) and cls is not None and issubclass(cls, OneCycleLR | ReduceLROnPlateau):
+        why = "it warms up by itself (pct_start)" if issubclass(cls, OneCycleLR) else "it follows a metric"
+        raise ValueError(
+            f"{cls.__name__} takes no linear warm-up in front of it ({why}): drop {key}.warmup_steps/warmup_fraction."
+        )
+    if cls is not None and issubclass(cls, ReduceLROnPlateau):
+        if not own.get("monitor"):
+            raise ValueError(f"{cls.__name__} follows a metric: set {key}.monitor (such as val/loss).")
+        if spec.get("mode", "min") not in ("min", "max"):
+            raise ValueError(
+                f"{key}.mode must be min (the monitored metric should fall) or max (it should rise), "
+                f"got {spec['mode']!r}."
+            )
+
+
+def check_optimization(
+    optimizer: Mapping[str, Any] | None,
+    scheduler: Mapping[str, Any] | None = None,
+    default: Mapping[str, Any] = ADAM,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Plain copies of the optimizer and scheduler mappings, or one sentence naming the key that is wrong.
+
+    Refused: a mapping without `_target_` (an optimizer) or with one outside the whitelist, a class that does
+    not load or is no optimizer or scheduler, an argument the class does not take or a required one left out,
+    a learning rate <= 0, a bad interval, plateau mode or warm-up. `optimizer` None is `default`.
+    """
+    key = "model.optimizer"
+    spec = _mapping(default if optimizer is None else optimizer, key)
+    if "_target_" not in spec:
+        raise ValueError(
+            f"{key} needs a _target_, an optimizer class such as torch.optim.AdamW (or a preset: model/optimizer="
+            "adam, adamw, rmsprop or sgd)."
+        )
+    lr = spec.get("lr")
+    if isinstance(lr, int | float) and lr <= 0:
+        raise ValueError(f"The learning rate must be positive, got {key}.lr={lr}.")
+    _check_arguments(_class(spec, key), spec, key, OPTIMIZER_KEYS, ())
+    if scheduler is None:
+        return spec, None
+    schedule = _mapping(scheduler, "model.scheduler")
+    _check_scheduler(schedule, "model.scheduler")
+    return spec, schedule
 
 
 def decay_groups(params: Iterable) -> list[dict[str, Any]]:
@@ -67,173 +232,67 @@ def decay_groups(params: Iterable) -> list[dict[str, Any]]:
     return split
 
 
-def build_optimizer(
+def run_length(trainer: Any, interval: str, frequency: int = 1) -> int:
+    """How many times a schedule steps in the run: optimizer steps or epochs, divided by `frequency`."""
+    total = trainer.estimated_stepping_batches if interval == "step" else trainer.max_epochs
+    if total is None or total < 0 or math.isinf(total):
+        raise ValueError(
+            "The run has no set length for the schedule to span: set trainer.max_epochs (or trainer.max_steps), "
+            "or the schedule's own length in model.scheduler."
+        )
+    return math.ceil(total / frequency)
+
+
+def configure(
     params: Iterable,
-    name: str = "adam",
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    decay_norm_bias: bool = False,
-    momentum: float | None = None,
-    nesterov: bool | None = None,
-    betas: tuple[float, float] | None = None,
-    eps: float | None = None,
-    kwargs: Mapping[str, Any] | None = None,
-) -> optim.Optimizer:
-    """Builds an optimizer by name over parameters or parameter groups.
+    optimizer: Mapping[str, Any],
+    scheduler: Mapping[str, Any] | None = None,
+    trainer: Any = None,
+) -> dict[str, Any]:
+    """The return value of `configure_optimizers`: the optimizer over `params`, and its schedule if any.
 
-    `name`: adam, adamw, rmsprop, sgd, or any `torch.optim.<Class>`. `momentum` (default 0.9) and `nesterov`
-    apply to SGD and RMSprop, `betas` and `eps` to Adam and AdamW; a torch.optim class gets `lr`,
-    `weight_decay`, whichever of those four are set, and `kwargs`. With `weight_decay` > 0, biases and norm
-    parameters are not decayed (`decay_groups`) unless `decay_norm_bias` is true, the old behaviour.
+    `optimizer` and `scheduler` are mappings that `check_optimization` accepted. `params` are parameters or
+    parameter groups; a group's `lr_scale` multiplies the optimizer's learning rate. With a weight decay > 0
+    (given, or the class's default), biases and norm parameters are not decayed (`decay_groups`) unless
+    `decay_norm_bias` is true. A warm-up of w steps gives step k (from 0) the rate lr * (k + 1) / (w + 1) for
+    k < w, nanoGPT's linear warm-up, then the schedule runs over the remaining steps. `trainer` gives the run's
+    length (see the module's docstring); it is needed only for a schedule.
     """
-    optional = dict(zip(CLASS_KEYS, (momentum, nesterov, betas, eps), strict=True))
-    check_optimizer({"name": name, "lr": lr, "weight_decay": weight_decay, "kwargs": kwargs, **optional})
-    cls = optimizer_class(name)
-    if weight_decay > 0 and not decay_norm_bias:
+    cls = _class(optimizer, "model.optimizer")
+    arguments = _class_arguments(cls, optimizer, OPTIMIZER_KEYS)
+    # The class's own default counts too: AdamW decays at 0.01 unless told otherwise.
+    default_decay = getattr(_arguments(cls)[0].get("weight_decay"), "default", 0)
+    decay = arguments.get("weight_decay", default_decay)
+    if decay and not optimizer.get("decay_norm_bias", False):
         params = decay_groups(params)
-    if str(name).startswith(TORCH_OPTIM):
-        extra = {key: value for key, value in optional.items() if value is not None}
-        if weight_decay:
-            extra["weight_decay"] = weight_decay
-        return cls(params, lr=lr, **extra, **(kwargs or {}))
-    momentum = 0.9 if momentum is None else momentum
-    eps = 1e-8 if eps is None else eps
-    if cls is optim.SGD:
-        return cls(
-            params, lr=lr, momentum=momentum, nesterov=bool(nesterov) and momentum > 0, weight_decay=weight_decay
-        )
-    if cls is optim.RMSprop:
-        return cls(params, lr=lr, momentum=momentum, weight_decay=weight_decay, eps=eps)
-    return cls(params, lr=lr, betas=tuple(betas or (0.9, 0.999)), weight_decay=weight_decay, eps=eps)
+    opt = cls(params, **arguments)
+    for group in opt.param_groups:
+        group["lr"] = group["lr"] * group.get("lr_scale", 1)
+    if not scheduler:
+        return {"optimizer": opt}
 
-
-def check_optimizer(settings: Mapping[str, Any]) -> None:
-    """Fails with one sentence on settings `build_optimizer` would refuse: an unknown name, key or argument."""
-    known = set(inspect.signature(build_optimizer).parameters) - {"params"}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ValueError(
-            f"Unknown optimizer setting(s) {', '.join(f'model.optimizer.{key}' for key in unknown)}: the settings "
-            f"are {', '.join(sorted(known))} (arguments of a torch.optim class go in model.optimizer.kwargs)."
-        )
-    name = settings.get("name", "adam")
-    cls = optimizer_class(name)
-    if settings.get("lr", 1e-3) <= 0:
-        raise ValueError(f"The learning rate must be positive, got model.optimizer.lr={settings['lr']}.")
-    if not str(name).startswith(TORCH_OPTIM):
-        if settings.get("kwargs"):
-            raise ValueError(
-                f"model.optimizer.kwargs applies to torch.optim classes only: set model.optimizer.name="
-                f"torch.optim.{cls.__name__} to pass {', '.join(settings['kwargs'])}."
-            )
-        return
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "params"}
-    passed = {"lr", *(settings.get("kwargs") or {})}
-    if settings.get("weight_decay"):
-        passed.add("weight_decay")
-    passed |= {key for key in CLASS_KEYS if settings.get(key) is not None}
-    refused = sorted(passed - accepted)
-    if refused:
-        raise ValueError(
-            f"{name} takes no argument {', '.join(refused)} (model.optimizer): its arguments are "
-            f"{', '.join(sorted(accepted))} (drop a setting with ~model.optimizer.KEY)."
-        )
-
-
-SCHEDULERS = ("none", "cosine", "onecycle", "plateau")
-WARMUP_SCHEDULERS = ("none", "cosine")
-
-
-def warmup_length(total_steps: int, warmup_steps: int = 0, warmup_fraction: float = 0.0) -> int:
-    """The warm-up in steps: `warmup_steps`, or `warmup_fraction` of the run's steps."""
-    if warmup_steps and warmup_fraction:
-        raise ValueError("Set one of model.scheduler.warmup_steps and model.scheduler.warmup_fraction, not both.")
-    return int(warmup_steps) if warmup_steps else round(warmup_fraction * total_steps)
-
-
-def check_scheduler(settings: Mapping[str, Any] | None) -> None:
-    """Fails with one sentence on a schedule `build_scheduler` would refuse."""
-    settings = settings or {}
-    known = set(inspect.signature(build_scheduler).parameters) - {"optimizer", "total_steps"}
-    unknown = sorted(set(settings) - known)
-    if unknown:
-        raise ValueError(
-            f"Unknown scheduler setting(s) {', '.join(f'model.scheduler.{key}' for key in unknown)}: the settings "
-            f"are {', '.join(sorted(known))}."
-        )
-    key = str(settings.get("name") or "none").lower()
-    if key not in SCHEDULERS:
-        raise ValueError(
-            f"Unknown scheduler '{settings.get('name')}' (model.scheduler.name): choose one of {', '.join(SCHEDULERS)}."
-        )
-    steps, fraction = settings.get("warmup_steps") or 0, settings.get("warmup_fraction") or 0.0
-    if steps < 0 or not 0.0 <= fraction < 1.0:
-        raise ValueError(
-            f"model.scheduler.warmup_steps must be >= 0 and warmup_fraction in [0, 1), got {steps} and {fraction}."
-        )
-    warmup_length(1, steps, fraction)
-    if settings.get("mode", "min") not in ("min", "max"):
-        raise ValueError(
-            f"model.scheduler.mode must be min (the monitored metric should fall) or max (it should rise), "
-            f"got {settings['mode']!r}."
-        )
-    if (steps or fraction) and key not in WARMUP_SCHEDULERS:
-        raise ValueError(
-            f"Linear warm-up applies to the cosine and constant (none) schedules, not '{key}': onecycle warms up "
-            "by itself (model.scheduler.pct_start); drop model.scheduler.warmup_steps/warmup_fraction."
-        )
-
-
-def build_scheduler(
-    optimizer: optim.Optimizer,
-    total_steps: int,
-    name: str | None = "none",
-    min_lr_ratio: float = 0.0,
-    pct_start: float = 0.3,
-    factor: float = 0.1,
-    patience: int = 5,
-    monitor: str = "val/loss",
-    mode: str = "min",
-    warmup_steps: int = 0,
-    warmup_fraction: float = 0.0,
-) -> dict[str, Any] | None:
-    """Builds a learning-rate schedule as Lightning's scheduler dict, or None for a constant rate.
-
-    cosine and onecycle step every batch over `total_steps` (the trainer's estimate); plateau steps once an
-    epoch on `monitor`, which should fall (`mode` min) or rise (`mode` max). A warm-up of w steps
-    (`warmup_steps`, or `warmup_fraction` of `total_steps`) in front of cosine or none gives step k (from 0)
-    the rate lr * (k + 1) / (w + 1) for k < w, nanoGPT's linear warm-up; the cosine then runs over the
-    remaining total_steps - w steps.
-    """
-    check_scheduler({"name": name, "warmup_steps": warmup_steps, "warmup_fraction": warmup_fraction, "mode": mode})
-    key = str(name or "none").lower()
-    warmup = min(warmup_length(total_steps, warmup_steps, warmup_fraction), max(total_steps - 1, 0))
-    if key == "none" and not warmup:
-        return None
-    base_lrs = [group["lr"] for group in optimizer.param_groups]
-    if key in WARMUP_SCHEDULERS:
-        schedules = []
-        if warmup:
-            schedules.append(optim.lr_scheduler.LinearLR(optimizer, 1.0 / (warmup + 1), 1.0, total_iters=warmup))
-        if key == "cosine":
-            schedules.append(
-                optim.lr_scheduler.CosineAnnealingLR(
-                    optimizer, T_max=max(total_steps - warmup, 1), eta_min=min(base_lrs) * min_lr_ratio
-                )
-            )
-        scheduler = (
-            schedules[0]
-            if len(schedules) == 1
-            else optim.lr_scheduler.SequentialLR(optimizer, schedules, milestones=[warmup])
-        )
-        return {"scheduler": scheduler, "interval": "step"}
-    if key == "onecycle":
-        scheduler = optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=base_lrs, total_steps=max(total_steps, 1), pct_start=pct_start
-        )
-        return {"scheduler": scheduler, "interval": "step"}
-    scheduler = optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience)
-    return {"scheduler": scheduler, "interval": "epoch", "monitor": monitor}
+    sched_cls = _class(scheduler, "model.scheduler") if "_target_" in scheduler else None
+    arguments = _class_arguments(sched_cls, scheduler, SCHEDULER_KEYS)
+    own = {name: value for name, value in scheduler.items() if name not in arguments}
+    interval = own.get("interval", "epoch" if sched_cls else "step")
+    named = _arguments(sched_cls)[0] if sched_cls else {}
+    unset = [name for name in RUN_LENGTH if name in named and arguments.get(name) is None]
+    steps, fraction = own.get("warmup_steps") or 0, own.get("warmup_fraction") or 0.0
+    total = run_length(trainer, interval, own.get("frequency", 1)) if unset or steps or fraction else 0
+    # At least one step is left to the schedule; a run without steps (limit_train_batches=0) warms nothing up.
+    warmup = min(warmup_length(total, steps, fraction), max(total - 1, 0))
+    rates = [group["lr"] for group in opt.param_groups]
+    schedules = [LinearLR(opt, 1.0 / (warmup + 1), 1.0, total_iters=warmup)] if warmup else []
+    if sched_cls is not None:
+        fill = dict.fromkeys(unset, max(total - warmup, 1))
+        if PEAK in named and arguments.get(PEAK) is None:
+            fill[PEAK] = rates[0] if len(set(rates)) == 1 else rates
+        schedules.append(sched_cls(opt, **{**arguments, **fill}))
+    if not schedules:
+        return {"optimizer": opt}
+    schedule = schedules[0] if len(schedules) == 1 else SequentialLR(opt, schedules, milestones=[warmup])
+    lightning = {name: own[name] for name in LIGHTNING_KEYS if name in own}
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, **lightning, "interval": interval}}
 
 
 def check_resumed_schedules(trainer: Any) -> None:
@@ -246,18 +305,9 @@ def check_resumed_schedules(trainer: Any) -> None:
     needed = trainer.estimated_stepping_batches
     for config in trainer.lr_scheduler_configs:
         scheduler = config.scheduler
-        if isinstance(scheduler, optim.lr_scheduler.OneCycleLR) and scheduler.total_steps < needed:
+        if isinstance(scheduler, OneCycleLR) and scheduler.total_steps < needed:
             raise ValueError(
                 f"The resumed one-cycle schedule was planned for {scheduler.total_steps} steps, but "
                 f"trainer.max_epochs={trainer.max_epochs} needs {needed}: resume with the original "
                 "trainer.max_epochs, or start a new run (without ckpt_path) for a longer schedule."
             )
-
-
-def configure(
-    params: Iterable, optimizer: Mapping[str, Any], scheduler: Mapping[str, Any] | None, total_steps: int
-) -> dict[str, Any]:
-    """The return value of `configure_optimizers` for one optimizer and an optional schedule."""
-    opt = build_optimizer(params, **optimizer)
-    sched = build_scheduler(opt, total_steps, **(scheduler or {}))
-    return {"optimizer": opt, "lr_scheduler": sched} if sched else {"optimizer": opt}

@@ -84,12 +84,9 @@ class TransferClassifier(ImageClassifier):
         elif self.from_scratch:
             groups = [{"params": list(self.net.parameters())}]
         else:
-            lr = self.hparams.optimizer.get("lr", 1e-3)
-            backbone_lr = lr * self.hparams.backbone_lr_scale
-            groups = [{"params": self.net.backbone_parameters(), "lr": backbone_lr}, {"params": head, "lr": lr}]
-        return configure(
-            groups, self.hparams.optimizer, self.hparams.scheduler, self.trainer.estimated_stepping_batches
-        )
+            scale = self.hparams.backbone_lr_scale
+            groups = [{"params": self.net.backbone_parameters(), "lr_scale": scale}, {"params": head}]
+        return configure(groups, self.hparams.optimizer, self.hparams.scheduler, self.trainer)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)

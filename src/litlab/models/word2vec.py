@@ -4,16 +4,20 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from hydra.utils import get_class
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from litlab.models.base import LitlabModule, plain
+from litlab.models.base import LitlabModule
 from litlab.models.embeddings import WordVectors
+from litlab.models.optim import check_optimization, configure
 from litlab.utils.pylogger import RankedLogger
 
 log = RankedLogger(__name__)
 
-SPARSE_OPTIMIZERS = {"sgd": torch.optim.SGD, "sparse_adam": torch.optim.SparseAdam}
+# torch.optim's classes that take sparse gradients; its others refuse them at the first step.
+SPARSE_OPTIMIZERS = (torch.optim.SGD, torch.optim.SparseAdam, torch.optim.Adagrad)
+SGD: dict[str, Any] = {"_target_": "torch.optim.SGD", "lr": 0.025}
 
 
 def per_pair(loss: Tensor, pairs: int) -> Tensor:
@@ -86,7 +90,9 @@ class Word2Vec(LitlabModule):
         negatives_group: this many pairs share their noise words (1: every pair draws its own, as in
             word2vec.c; 32 to 64 is several times faster on a CPU, each pair still seeing `negatives` words drawn
             from the noise distribution).
-        optimizer: `name` (sgd or sparse_adam), `lr`, `min_lr_ratio`.
+        optimizer: a `_target_` mapping of an optimizer class that takes sparse gradients (torch.optim.SGD,
+            SparseAdam or Adagrad, or a third-party one); default SGD at 0.025, word2vec.c's rate.
+        min_lr_ratio: the rate decays linearly with the words seen, to lr * min_lr_ratio at the end.
         analogy_path: a questions-words file; its accuracy is logged at test time (skipped when absent).
         similarity_path: a WordSim-353 style file; its Spearman correlation is logged at validation and test.
         analogy_restrict: answers to analogies are searched among this many most frequent words.
@@ -102,6 +108,7 @@ class Word2Vec(LitlabModule):
         ns_exponent: float = 0.75,
         negatives_group: int = 1,
         optimizer: Mapping[str, Any] | None = None,
+        min_lr_ratio: float = 1e-4,
         analogy_path: str | None = None,
         similarity_path: str | None = None,
         analogy_restrict: int = 30_000,
@@ -109,31 +116,30 @@ class Word2Vec(LitlabModule):
         vectors_file: str | None = "word_vectors.txt",
     ):
         super().__init__()
-        optimizer = {"name": "sgd", "lr": 0.025, "min_lr_ratio": 1e-4, **(plain(optimizer) or {})}
-        if optimizer["name"] not in SPARSE_OPTIMIZERS:
+        optimizer, _ = check_optimization(optimizer, default=SGD)
+        cls = get_class(optimizer["_target_"])
+        if cls.__module__.startswith("torch.optim.") and not issubclass(cls, SPARSE_OPTIMIZERS):
             raise ValueError(
-                f"Unknown optimizer '{optimizer['name']}' (model.optimizer.name): word2vec's sparse gradients "
-                f"need one of {', '.join(SPARSE_OPTIMIZERS)}."
+                f"{optimizer['_target_']} takes no sparse gradients, which word2vec's embedding tables have "
+                "(model.optimizer._target_): use torch.optim.SGD, SparseAdam or Adagrad."
             )
         if min(embedding_dim, negatives, negatives_group) < 1:
             raise ValueError(
                 "model.embedding_dim, model.negatives and model.negatives_group must be positive, got "
                 f"{embedding_dim}, {negatives}, {negatives_group}."
             )
-        self.save_hyperparameters(
-            {
-                "embedding_dim": embedding_dim,
-                "negatives": negatives,
-                "ns_exponent": ns_exponent,
-                "negatives_group": negatives_group,
-                "optimizer": optimizer,
-                "analogy_path": analogy_path,
-                "similarity_path": similarity_path,
-                "analogy_restrict": analogy_restrict,
-                "projector_words": projector_words,
-                "vectors_file": vectors_file,
-            },
-            logger=False,
+        self.save_settings(
+            embedding_dim=embedding_dim,
+            negatives=negatives,
+            ns_exponent=ns_exponent,
+            negatives_group=negatives_group,
+            optimizer=optimizer,
+            min_lr_ratio=min_lr_ratio,
+            analogy_path=analogy_path,
+            similarity_path=similarity_path,
+            analogy_restrict=analogy_restrict,
+            projector_words=projector_words,
+            vectors_file=vectors_file,
         )
         self.words: list[str] | None = None
         # NaN must show in the losses (the default drops it with a warning): divergence has to be seen.
@@ -198,10 +204,10 @@ class Word2Vec(LitlabModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor, Tensor], batch_idx: int) -> Tensor:
         centres, contexts, progress = batch
-        opt = self.hparams.optimizer
+        optimizer = self.trainer.optimizers[0]
         done = (self.current_epoch + float(progress)) / max(self.trainer.max_epochs or 1, 1)
-        lr = opt["lr"] * max(opt["min_lr_ratio"], 1.0 - done)
-        for group in self.trainer.optimizers[0].param_groups:
+        lr = optimizer.defaults["lr"] * max(self.hparams.min_lr_ratio, 1.0 - done)
+        for group in optimizer.param_groups:
             group["lr"] = lr
         loss = self(centres, contexts)
         self.train_loss.update(per_pair(loss.detach(), len(centres)))
@@ -285,5 +291,4 @@ class Word2Vec(LitlabModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # The rate is set every step by training_step (word2vec's linear decay), not by a scheduler.
-        opt = self.hparams.optimizer
-        return SPARSE_OPTIMIZERS[opt["name"]](self.parameters(), lr=opt["lr"])
+        return configure(self.parameters(), self.hparams.optimizer)["optimizer"]

@@ -2,7 +2,7 @@
 
 model.optimizer.lr: tag(log, interval(1e-5, 1e-2))   ->  FloatDistribution(1e-5, 1e-2, log=True)
 trainer.max_epochs: range(2, 10, 2)                   ->  IntDistribution(2, 8, step=2)
-model.optimizer.name: choice(adam, sgd)              ->  CategoricalDistribution(["adam", "sgd"])
+model/optimizer: choice(adam, sgd)                    ->  CategoricalDistribution(["adam", "sgd"]), a preset
 model.net.channels: choice([8,16], [16,32])           ->  CategoricalDistribution(["[8,16]", "[16,32]"]), as text
 data.batch_size: 64                                   ->  a fixed override, not searched
 """

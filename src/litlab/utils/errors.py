@@ -66,7 +66,7 @@ def _target_refused(err: BaseException) -> str | None:
     return (
         f"{where} names `{target}`, which configs may not run (they may build the Trainer, callbacks, loggers, "
         "profilers, strategies, plugins, optimizers, Optuna samplers, pruners and storages, and litlab's own "
-        "classes; see src/litlab/whitelist.py): remove it or name one of those."
+        "classes; see src/litlab/whitelist.py): remove it, or add its package to TRUSTED_PACKAGES there."
     )
 
 
