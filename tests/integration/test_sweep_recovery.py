@@ -30,12 +30,18 @@ KILL_SEARCH = [
 
 
 def running_trials(storage: str, study: str) -> list[optuna.trial.FrozenTrial]:
-    """The RUNNING trials that have reported an epoch (so they are in the middle of their training)."""
+    """The study's RUNNING trials, those that have reported an epoch (in the middle of their training) first."""
     try:
         trials = trials_by_state(storage, study)
     except Exception:  # noqa: BLE001 - the sweep has not created its study yet
         return []
-    return [t for t in trials.get("RUNNING", []) if t.intermediate_values]
+    return sorted(trials.get("RUNNING", []), key=lambda t: not t.intermediate_values)
+
+
+def both_running(storage: str, study: str) -> tuple[optuna.trial.FrozenTrial, optuna.trial.FrozenTrial] | None:
+    """Two trials running at once, the first in the middle of its training; None until there are."""
+    running = running_trials(storage, study)
+    return (running[0], running[1]) if len(running) == 2 and running[0].intermediate_values else None
 
 
 def worker_pid(trial: optuna.trial.FrozenTrial) -> int:
@@ -56,16 +62,16 @@ def test_a_killed_worker_is_one_lost_worker_not_a_lost_sweep(launcher, tmp_path)
             f"hydra/launcher={launcher}",
             "hydra.sweeper.study_name=kill",
             f"hydra.sweeper.storage={storage}",
-            "hydra.sweeper.n_trials=4",
+            "hydra.sweeper.n_trials=6",
             "hydra.sweeper.retry_failed=1",
         ],
         tmp_path / "sweep",
         tmp_path / "sweep.log",
     )
     try:
-        # both workers in the middle of a trial
-        wait_for(lambda: len(running_trials(storage, "kill")) == 2, timeout=600, process=sweep)
-        victim, other = running_trials(storage, "kill")
+        # both workers at a trial, the victim's in the middle of its training
+        wait_for(lambda: both_running(storage, "kill") is not None, timeout=600, process=sweep)
+        victim, other = both_running(storage, "kill")
         os.kill(worker_pid(victim), signal.SIGKILL)
         killed_at = datetime.now()
         assert sweep.wait(timeout=900) == 0, (tmp_path / "sweep.log").read_text()[-3000:]
@@ -81,13 +87,15 @@ def test_a_killed_worker_is_one_lost_worker_not_a_lost_sweep(launcher, tmp_path)
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == victim.number]
     assert [(t.state, t.params) for t in retries] == [(TrialState.COMPLETE, victim.params)]
     # the other worker went on: it ran trials after the kill, and the study reached its target
-    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 4
+    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 6
     assert trials[other.number].state == TrialState.COMPLETE
     after = {t.user_attrs["worker"] for t in trials if t.datetime_start > killed_at}
     assert other.user_attrs["worker"] in after and victim.user_attrs["worker"] not in after
     # every report written; the lost trial's row says why, and its time ends with its worker
     results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
-    assert results["trials"] == {"complete": 4, "pruned": 0, "fail": 1}
+    skipped = [t for t in trials if t.state == TrialState.FAIL and t.number != victim.number]
+    assert all(t.user_attrs[LOST_REASON].startswith("skipped: ") for t in skipped)  # repeats, never run
+    assert results["trials"] == {"complete": 6, "pruned": 0, "fail": 1 + len(skipped)}
     table = pd.read_csv(tmp_path / "sweep" / "trials.csv").set_index("number")
     assert table.loc[victim.number, "user_attrs_lost_reason"] == lost.user_attrs[LOST_REASON]
     ran_for = (killed_at - victim.datetime_start).total_seconds()
@@ -115,7 +123,7 @@ def test_a_killed_sweep_command_leaves_no_worker_behind(launcher, tmp_path):
         tmp_path / "sweep.log",
     )
     try:
-        wait_for(lambda: len(running_trials(storage, "orphans")) == 2, timeout=600, process=sweep)
+        wait_for(lambda: both_running(storage, "orphans") is not None, timeout=600, process=sweep)
         processes = descendants(sweep.pid)  # workers, and submitit's controllers or loky's trackers
         running = {t.number: worker_pid(t) for t in trials_by_state(storage, "orphans")["RUNNING"]}
         assert set(running.values()) <= set(processes)

@@ -23,12 +23,11 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from hydra_plugins.litlab_optuna_sweeper.launchers import installed, launcher_package, missing_launcher, slurm_missing
+from hydra_plugins.litlab_optuna_sweeper.launchers import installed, missing_launcher, slurm_missing
 
 log = logging.getLogger(__name__)
 
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
-__all__ = ["BASIC_LAUNCHER", "LitlabOptunaSweeper", "claim_sweep_dir", "installed", "launcher_package"]
 
 
 def claim_sweep_dir(path: Path) -> Path:

@@ -6,8 +6,8 @@ other's trials. So each worker's seed is derived from the configured seed, the n
 when its command started and the worker's index: a new study with a fixed seed still reproduces its first trials,
 and every other worker draws its own sequence. What chance or two truly simultaneous commands still repeat is
 caught before it runs: a freshly sampled trial whose parameters another trial of the study holds is skipped.
-In a discrete space, a parameter set nobody has evaluated is queued in its place (a sampler that has converged
-keeps proposing the best one), until every set of the space is evaluated.
+In a discrete space, the next trial gets a parameter set nobody has evaluated instead (a sampler that has
+converged keeps proposing the best one), until every set of the space is evaluated.
 """
 
 import itertools

@@ -166,7 +166,7 @@ class TrialWorker:
         ran = {state.name: 0 for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
         poll = min(5.0, plan.liveness.heartbeat_interval)
         size = None if plan.custom_search_space else space_size(plan.distributions)
-        repeats = 0
+        sampler, free, repeats = study.sampler, None, 0
         self._running = None
         with watching(plan.command, self._orphaned, interval=min(1.0, plan.liveness.heartbeat_interval)):
             while True:
@@ -189,7 +189,12 @@ class TrialWorker:
                 with warnings.catch_warnings():
                     # Optuna expects its heartbeat inside Study.optimize only; this loop records it itself.
                     warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                    # Optuna marks PartialFixedSampler experimental; it only hands the sampler's draw a set.
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    if free is not None:
+                        study.sampler = optuna.samplers.PartialFixedSampler(free, sampler)
                     trial = study.ask(plan.distributions)
+                    study.sampler, free = sampler, None
                 if self._surplus(study, trial.number):
                     trial.set_user_attr(LOST_REASON, "not run: the study reached n_trials meanwhile")
                     tell(study, trial, TrialState.FAIL, None)
@@ -201,10 +206,8 @@ class TrialWorker:
                     repeats = 0
                     continue
                 if size is not None:
-                    # A discrete space: a set nobody evaluated is run next (Optuna's own check keeps it single).
+                    # A discrete space: the next trial gets a set nobody evaluated (none left: the loop ends).
                     free = unevaluated_set(plan.distributions, study.get_trials(deepcopy=False), trial.number)
-                    if free is not None:
-                        study.enqueue_trial(free, skip_if_exists=True)
                     continue
                 repeats += 1
                 if repeats >= MAX_REPEATS:
@@ -214,7 +217,7 @@ class TrialWorker:
                     )
                     break
                 # Drawn alike by another sampler (two commands started together): this one draws on differently.
-                study.sampler.reseed_rng()
+                sampler.reseed_rng()
         return ran
 
     def _exhausted(self, study: optuna.Study, size: int) -> bool:
