@@ -6,6 +6,11 @@ completes only files that hold their `@hydra.main` themselves, hence the decorat
 """
 
 import sys
+from pathlib import Path
+
+# A checkout runs its own code, configs, logs/ and data/, whichever litlab the environment has installed (a wheel,
+# or an editable install of another checkout); beside the copy of this file inside a wheel, src/ does not exist.
+sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
 import hydra
 from omegaconf import DictConfig

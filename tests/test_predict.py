@@ -124,8 +124,9 @@ def test_classifier_predicts_a_folder_of_mixed_images(tmp_path, classifier_ckpt)
 
     rows = read_csv(tmp_path / "predictions.csv")
     assert list(rows[0]) == ["input", "class", "probability", "top_3"]
-    assert len(rows) == result["written"] == 60  # the broken file skipped, the text file ignored, the rest all there
+    assert len(rows) == result["written"] == 60  # the broken file skipped, the text file left out, the rest all there
     assert result["skipped"] == ["'broken.png' could not be read as an image (UnidentifiedImageError); it is skipped"]
+    assert result["not_images"] == ["notes.txt"]
     by_number = {int(Path(row["input"]).stem): row for row in rows}
     assert "sub/03.png" in {row["input"] for row in rows}  # names relative to the folder
     correct = sum(by_number[k]["class"] == str(label) for k, label in enumerate(labels))
@@ -183,12 +184,13 @@ def test_bad_inputs_get_one_sentence(tmp_path, classifier_ckpt):
 def test_predict_command_runs_from_a_lone_checkpoint(tmp_path, classifier_ckpt):
     write_digits(tmp_path / "inputs", count=4)
     (tmp_path / "inputs" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    (tmp_path / "inputs" / "notes.txt").write_text("a note")
+    (tmp_path / "inputs" / "sub" / "labels.csv").write_text("name,label")
     overrides = [
         f"ckpt_path={classifier_ckpt}",
         f"inputs={tmp_path / 'inputs'}",
         f"hydra.run.dir={tmp_path / 'run'}",
         "trainer.accelerator=cpu",
-        "extras.print_config=false",
     ]
     # run from another folder than the repository: nothing but the checkpoint and the inputs
     run = run_entry_point("predict.py", overrides, cwd=tmp_path)
@@ -197,6 +199,13 @@ def test_predict_command_runs_from_a_lone_checkpoint(tmp_path, classifier_ckpt):
     output = run.stdout + run.stderr
     assert output.count("'broken.jpg' could not be read as an image") == 1
     assert "predictions" in output and "01.jpg" in output  # the printed table
+    named = [line for line in output.splitlines() if "not images" in line]
+    assert len(named) == 1 and named[0].endswith("Skipped 2 file(s) that are not images: notes.txt, sub/labels.csv.")
+    # the config tree goes to the run's files, not to the terminal
+    assert "CONFIG" not in output and "ckpt_path" not in output
+    log = (tmp_path / "run" / "predict.log").read_text()
+    assert "The composed config:" in log and "ckpt_path" in log and str(classifier_ckpt) in log
+    assert str(classifier_ckpt) in (tmp_path / "run" / "config_tree.log").read_text()
 
 
 def test_word2vec_nearest_words_and_analogies(tmp_path, word2vec_ckpt):
@@ -275,3 +284,66 @@ def test_cyclegan_translates_a_folder_both_ways(tmp_path, cyclegan_ckpt):
         assert (got.float() - expected).abs().max() <= 1  # the training pixel convention, both ways
         outputs[direction] = got
     assert not torch.equal(outputs["AtoB"], outputs["BtoA"])
+
+
+def test_no_readable_input_is_an_error_like_an_empty_folder(tmp_path, classifier_ckpt):
+    def predict_from(inputs: str) -> None:
+        predict(predict_config([f"ckpt_path={classifier_ckpt}", f"inputs={inputs}"], tmp_path / "run"))
+
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(InputError, match=r"^None of the inputs could be read \(see above\): pass image files"):
+        predict_from(str(tmp_path / "empty.png"))
+    # a header Pillow opens, pixels it cannot decode: known only once the run reads them
+    Image.fromarray(pattern()).save(tmp_path / "whole.png")
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:80])
+    (tmp_path / "cut" / "empty.jpg").write_bytes(b"")
+    with pytest.raises(InputError, match=r"^None of the inputs could be read"):
+        predict_from(str(tmp_path / "cut"))
+
+
+def transparent_digits(folder: Path, count: int = 60) -> list[int]:
+    """Light digits on a transparent background, as RGBA, LA and palette images; the hidden colour is white."""
+    digits = load_digits()
+    folder.mkdir()
+    labels = []
+    for k in range(count):
+        i = len(digits.images) - count + k
+        ink = Image.fromarray((digits.images[i] * 255 / 16).round().astype(np.uint8)).resize((32, 32))
+        white = Image.new("L", ink.size, 255)
+        if k % 3 == 0:
+            Image.merge("RGBA", [white, white, white, ink]).save(folder / f"{k:02d}.png")
+        elif k % 3 == 1:
+            Image.merge("LA", [white, ink]).save(folder / f"{k:02d}.png")
+        else:
+            # palette: index 0 a transparent white, the others the ink's grey levels
+            levels = (np.asarray(ink, dtype=np.float64) / 255 * 15).round().astype(np.uint8)
+            palette = Image.fromarray(levels, mode="P")
+            palette.putpalette([255, 255, 255] + [v for g in range(1, 16) for v in (g * 17,) * 3])
+            palette.save(folder / f"{k:02d}.png", transparency=0)
+        labels.append(int(digits.target[i]))
+    return labels
+
+
+def test_transparent_images_are_composited_on_the_training_datas_background(tmp_path, classifier_ckpt):
+    labels = transparent_digits(tmp_path / "inputs")
+    modes = {Image.open(path).mode for path in (tmp_path / "inputs").iterdir()}
+    assert modes == {"RGBA", "LA", "P"}
+
+    def accuracy(ckpt: Path, *overrides: str) -> float:
+        out = tmp_path / f"run{len(list(tmp_path.glob('run*')))}"
+        predict(predict_config([f"ckpt_path={ckpt}", f"inputs={tmp_path / 'inputs'}", *overrides], out))
+        classes = {int(Path(row["input"]).stem): int(row["class"]) for row in read_csv(out / "predictions.csv")}
+        return sum(classes[k] == label for k, label in enumerate(labels)) / len(labels)
+
+    # the digits are light on black: the checkpoint records a black background, and the digits read as digits
+    assert CheckpointFile.open(classifier_ckpt).pixels.background == (0,)
+    assert accuracy(classifier_ckpt) > 0.8
+    # on white, the transparent pixels hide the digits (chance is 0.1)
+    assert accuracy(classifier_ckpt, "background=[255,255,255]") < 0.3
+    # a checkpoint written before the background was recorded keeps today's white
+    old = torch.load(classifier_ckpt, weights_only=True)
+    del old["litlab"]["pixels"]["background"]
+    torch.save(old, tmp_path / "old.ckpt")
+    assert CheckpointFile.open(tmp_path / "old.ckpt").pixels.background is None
+    assert accuracy(tmp_path / "old.ckpt") < 0.3

@@ -1,7 +1,8 @@
 """The command line: `group=null` on any entry file, a missing launcher plugin named, and the console scripts.
 
-Console scripts: `litlab-train`, `litlab-eval`, `litlab-predict` and `litlab-export` run the entry files in
-the repository root.
+Console scripts: `litlab-train`, `litlab-eval`, `litlab-predict` and `litlab-export` run the entry files: those
+of the repository root in a checkout, their copies inside the package (`litlab/entry`) when litlab is installed
+from a wheel.
 
 The entry files hold the `@hydra.main`s, where Hydra's completion of `python train.py ...` looks for them; these
 commands run the same files as `python train.py` does, so both spellings compose the same configs and name
@@ -12,7 +13,7 @@ their runs alike. Hydra's completion completes an installed command by its name:
 import re
 import sys
 
-from litlab import CONFIG_DIR, ROOT_DIR
+from litlab import CONFIG_DIR, ENTRY_DIR
 
 _NULL_GROUP = re.compile(r"^(?P<group>[\w/]+)=(?:null|None)$")
 
@@ -46,7 +47,7 @@ def refuse_missing_launcher(arguments: list[str]) -> None:
 def _run(entry_file: str) -> None:
     # runpy.run_path would set sys.argv[0] to the file, and Hydra's `-sc install=bash` would then register
     # `python` rather than this command: run the file's code as `__main__` with the command's argv kept.
-    path = ROOT_DIR / entry_file
+    path = ENTRY_DIR / entry_file
     exec(compile(path.read_text(), str(path), "exec"), {"__name__": "__main__", "__file__": str(path)})
 
 

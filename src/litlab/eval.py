@@ -10,10 +10,12 @@ from lightning import LightningDataModule, LightningModule, Trainer
 from omegaconf import DictConfig
 
 from litlab import speed
-from litlab.checkpoints.load import CheckpointError, CheckpointFile
+from litlab.checkpoints.load import CheckpointFile
+from litlab.run_record import RunRecorder, warn_if_code_changed
 from litlab.utils.errors import report_errors
 from litlab.utils.hparams import log_hyperparameters
 from litlab.utils.instantiators import instantiate_callbacks, instantiate_loggers, instantiate_trainer
+from litlab.utils.preflight import before_evaluation, checkpoint_path
 from litlab.utils.pylogger import RankedLogger
 from litlab.utils.utils import extras, task_context
 
@@ -23,10 +25,10 @@ log = RankedLogger(__name__)
 def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Tests a checkpoint on the test split; the model (and, unless `data=` is given, the data) come from it."""
     with task_context(cfg):
-        if not cfg.get("ckpt_path"):
-            raise CheckpointError("No checkpoint given: pass ckpt_path=<run dir>/checkpoints/<file>.ckpt.")
+        ckpt_path = checkpoint_path(cfg, "eval.py")
         speed.apply(cfg.get("speedups", True))
-        checkpoint = CheckpointFile.open(cfg.ckpt_path)
+        checkpoint = CheckpointFile.open(ckpt_path)
+        warn_if_code_changed(checkpoint.record.get("run"))
         log.info(f"Rebuilding <{checkpoint.module_name}> from {cfg.ckpt_path}")
         model: LightningModule = checkpoint.module()
 
@@ -38,7 +40,7 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             datamodule = checkpoint.datamodule()
 
         # Callbacks that act on the test run, e.g. Grad-CAM: `python eval.py ckpt_path=... +callbacks=gradcam`.
-        callbacks = instantiate_callbacks(cfg.get("callbacks"))
+        callbacks = [*instantiate_callbacks(cfg.get("callbacks")), RunRecorder(cfg)]
         logger = instantiate_loggers(cfg.get("logger"))
         trainer: Trainer = instantiate_trainer(cfg, callbacks, logger)
         object_dict = {"cfg": cfg, "datamodule": datamodule, "model": model, "logger": logger, "trainer": trainer}
@@ -51,7 +53,9 @@ def evaluate(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def run(cfg: DictConfig) -> None:
-    """What `python eval.py` runs: extras, then `evaluate`; an error ends it with one sentence on the terminal."""
+    """What `python eval.py` runs: the checks of its inputs, extras, then `evaluate`; an error ends it with one
+    sentence on the terminal."""
     with report_errors():
+        before_evaluation(cfg)
         extras(cfg)
         evaluate(cfg)

@@ -17,9 +17,10 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from litlab.checkpoints.load import CheckpointError, CheckpointFile
+from litlab.checkpoints.load import CheckpointFile
 from litlab.data.pixels import standardise
 from litlab.utils.errors import report_errors
+from litlab.utils.preflight import before_export, checkpoint_path
 from litlab.utils.pylogger import RankedLogger
 from litlab.utils.utils import extras, task_context
 
@@ -108,11 +109,33 @@ def run_exported(path: Path, images: Tensor) -> np.ndarray:
     return torch.export.load(str(path)).module()(images).detach().numpy()
 
 
+class ExportPathError(OSError):
+    """A file export.py cannot write; the message names it and says what to change."""
+
+
+def require_writable(path: Path) -> None:
+    """Creates `path`'s folder and checks that the file can be written there, before any time goes into exporting.
+
+    Opened for appending, so that a file already there is not cut; a file made by the check is removed again.
+    """
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as err:
+        raise ExportPathError(
+            f"Cannot write {path} ({err.strerror or type(err).__name__}): export into a writable folder, with "
+            "hydra.run.dir=<folder> or name=<folder>/<file name> (name= without a suffix)."
+        ) from None
+    if not existed:
+        path.unlink()
+
+
 def export(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Exports the classifier of `ckpt_path` and checks the file against PyTorch on the same batch."""
     with task_context(cfg):
-        if not cfg.get("ckpt_path"):
-            raise CheckpointError("No checkpoint given: pass ckpt_path=<run dir>/checkpoints/<file>.ckpt.")
+        ckpt_path = checkpoint_path(cfg, "export.py")
         fmt = str(cfg.format).lower()
         if fmt not in FORMATS:
             raise ValueError(f"Unknown format={cfg.format}: choose onnx or pt2 (torchscript writes pt2).")
@@ -122,16 +145,17 @@ def export(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                 "load it with torch.export.load(path).module()."
             )
             fmt = "pt2"
-        checkpoint = CheckpointFile.open(cfg.ckpt_path)
+        checkpoint = CheckpointFile.open(ckpt_path)
         model, description = exportable(checkpoint)
         out = Path(cfg.paths.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"{cfg.name}.{fmt}"
+        path, description_path = out / f"{cfg.name}.{fmt}", out / f"{cfg.name}.json"
+        for target in (path, description_path):
+            require_writable(target)
         example = torch.rand(2, *description["input"]["shape"][1:], generator=torch.Generator().manual_seed(0))
         log.info(f"Exporting {description['network']} from {checkpoint.path} to {path}")
         with torch.no_grad():
             (export_onnx if fmt == "onnx" else export_pt2)(model, example, path, description)
-        (out / f"{cfg.name}.json").write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
+        description_path.write_text(json.dumps(description, indent=2) + "\n", encoding="utf-8")
 
         # A batch of another size than the example's shows that the batch axis really is dynamic.
         check = torch.rand(cfg.check_batch, *example.shape[1:], generator=torch.Generator().manual_seed(1))
@@ -152,7 +176,9 @@ def export(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def run(cfg: DictConfig) -> None:
-    """What `python export.py` runs: extras, then `export`; an error ends it with one sentence on the terminal."""
+    """What `python export.py` runs: the check of its checkpoint, extras, then `export`; an error ends it with one
+    sentence on the terminal."""
     with report_errors():
+        before_export(cfg)
         extras(cfg)
         export(cfg)

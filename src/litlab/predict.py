@@ -16,7 +16,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning import Callback, LightningModule, Trainer
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 from torchvision.io import decode_image, write_png
@@ -24,25 +24,27 @@ from torchvision.io import decode_image, write_png
 from litlab import speed
 from litlab.callbacks.prediction_writers import ClassPredictionWriter, ImageFileWriter
 from litlab.checkpoints.load import CheckpointError, CheckpointFile
-from litlab.data.inputs import ClassLabels, ImageInputs, InputError, PredictionDataModule, find_inputs, input_names
+from litlab.data.inputs import (
+    WHITE,
+    ClassLabels,
+    ImageInputs,
+    InputError,
+    PredictionDataModule,
+    find_inputs,
+    input_names,
+)
 from litlab.figures import image_grid
 from litlab.models import ConditionalGAN, CycleGAN, ImageClassifier, Word2Vec
+from litlab.run_record import RunRecorder, warn_if_code_changed
 from litlab.utils.errors import report_errors
 from litlab.utils.instantiators import instantiate_trainer
+from litlab.utils.preflight import as_list, before_prediction, checkpoint_path
 from litlab.utils.pylogger import RankedLogger
 from litlab.utils.utils import extras, task_context
 
 log = RankedLogger(__name__)
 
 ANALOGY = re.compile(r"^\s*([^:\s]+)\s*:\s*([^:\s]+)\s*::\s*([^:\s]+)\s*$")
-
-
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, ListConfig | list | tuple):
-        return [str(v) for v in value]
-    return [str(value)]
 
 
 def _print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], more: int = 0) -> None:
@@ -62,14 +64,34 @@ def _trainer(cfg: DictConfig, writer: Callback) -> Trainer:
     return instantiate_trainer(cfg, [writer])
 
 
-def _image_inputs(cfg: DictConfig, channels: int, size: Sequence[int]) -> ImageInputs:
-    files = find_inputs(_as_list(cfg.get("inputs")))
-    dataset = ImageInputs(files, input_names(files, _as_list(cfg.inputs)), channels, size, cfg.background)
+def background(cfg: DictConfig, checkpoint: CheckpointFile) -> tuple[int, ...]:
+    """The colour transparent inputs are composited on: `background=` if given, else the training data's (as the
+    checkpoint records it with the pixel convention), else white."""
+    if cfg.get("background") is not None:
+        return tuple(int(v) for v in cfg.background)
+    pixels = checkpoint.pixels
+    return pixels.background if pixels is not None and pixels.background is not None else WHITE
+
+
+def _image_inputs(
+    cfg: DictConfig, checkpoint: CheckpointFile, channels: int, size: Sequence[int]
+) -> tuple[ImageInputs, list[str]]:
+    """The readable inputs, and the names of the files of the input folders that are not images."""
+    found = find_inputs(as_list(cfg.get("inputs")))
+    paths = as_list(cfg.inputs)
+    not_images = input_names(found.not_images, paths)
+    if not_images:
+        log.warning(f"Skipped {len(not_images)} file(s) that are not images: {', '.join(not_images)}.")
+    dataset = ImageInputs(found.files, input_names(found.files, paths), channels, size, background(cfg, checkpoint))
     for _, sentence in dataset.failed:
         log.warning(sentence)
     if len(dataset) == 0:
-        raise InputError("None of the inputs could be read (see above): pass image files or a .pt/.npy tensor.")
-    return dataset
+        raise _nothing_readable()
+    return dataset, not_images
+
+
+def _nothing_readable() -> InputError:
+    return InputError("None of the inputs could be read (see above): pass image files or a .pt/.npy tensor.")
 
 
 def _image_shape(checkpoint: CheckpointFile, data: dict[str, Any], net_shape: Sequence[int] | None) -> tuple[int, list]:
@@ -88,12 +110,14 @@ def predict_classes(cfg: DictConfig, checkpoint: CheckpointFile, model: ImageCla
     channels, size = _image_shape(checkpoint, data, getattr(model.net, "input_shape", None))
     class_names = data.get("class_names") or model.hparams.get("class_names")
     class_names = list(class_names or [str(i) for i in range(model.num_classes)])
-    dataset = _image_inputs(cfg, channels, size)
+    dataset, not_images = _image_inputs(cfg, checkpoint, channels, size)
     writer = ClassPredictionWriter(out / "predictions.csv", dataset.names, class_names, cfg.top_k, cfg.show)
     datamodule = PredictionDataModule(
         dataset, cfg.batch_size, cfg.num_workers, data["mean"], data["std"], (channels, *size)
     )
     _trainer(cfg, writer).predict(model, datamodule=datamodule, return_predictions=False)
+    if writer.written == 0:
+        raise _nothing_readable()
     _print_table(
         f"{checkpoint.module_name}: {writer.written} predictions",
         ["input", "class", "probability", f"top {writer.top_k}"],
@@ -104,7 +128,13 @@ def predict_classes(cfg: DictConfig, checkpoint: CheckpointFile, model: ImageCla
     if skipped:
         log.warning(f"{len(skipped)} input(s) skipped (see above).")
     log.info(f"Predictions: {writer.path.resolve()}")
-    return {"path": writer.path, "written": writer.written, "skipped": skipped, "rows": writer.rows}
+    return {
+        "path": writer.path,
+        "written": writer.written,
+        "skipped": skipped,
+        "not_images": not_images,
+        "rows": writer.rows,
+    }
 
 
 def translate_images(cfg: DictConfig, checkpoint: CheckpointFile, model: CycleGAN, out: Path) -> dict[str, Any]:
@@ -118,13 +148,15 @@ def translate_images(cfg: DictConfig, checkpoint: CheckpointFile, model: CycleGA
     if size is None:
         raise checkpoint.error("records no image size: retrain it with this version of litlab")
     channels = generator.in_channels
-    dataset = _image_inputs(cfg, channels, size)
+    dataset, not_images = _image_inputs(cfg, checkpoint, channels, size)
     writer = ImageFileWriter(out / "translated", dataset.names)
     datamodule = PredictionDataModule(dataset, cfg.batch_size, cfg.num_workers, data["mean"], data["std"])
     _trainer(cfg, writer).predict(model, datamodule=datamodule, return_predictions=False)
+    if writer.written == 0:
+        raise _nothing_readable()
     skipped = [sentence for _, sentence in dataset.failed] + writer.skipped
     log.info(f"{writer.written} images translated {cfg.direction}: {writer.folder.resolve()}")
-    return {"paths": writer.paths, "written": writer.written, "skipped": skipped}
+    return {"paths": writer.paths, "written": writer.written, "skipped": skipped, "not_images": not_images}
 
 
 def _folder_name(name: str) -> str:
@@ -159,7 +191,7 @@ def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]])
 
 def query_words(cfg: DictConfig, checkpoint: CheckpointFile, model: Word2Vec, out: Path) -> dict[str, Any]:
     """Nearest words of each `query` and the answers of each `analogy`, to neighbours.csv and analogies.csv."""
-    queries, analogies = _as_list(cfg.get("query")), _as_list(cfg.get("analogy"))
+    queries, analogies = as_list(cfg.get("query")), as_list(cfg.get("analogy"))
     if not queries and not analogies:
         raise InputError("Nothing to ask a word2vec model: pass query=WORD (and k=10) or analogy=a:b::c.")
     vectors = model.word_vectors()
@@ -212,16 +244,17 @@ def query_words(cfg: DictConfig, checkpoint: CheckpointFile, model: Word2Vec, ou
 def predict(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Rebuilds the model from `ckpt_path` alone and asks of it what its kind answers (see the module's doc)."""
     with task_context(cfg):
-        if not cfg.get("ckpt_path"):
-            raise CheckpointError("No checkpoint given: pass ckpt_path=<run dir>/checkpoints/<file>.ckpt.")
+        ckpt_path = checkpoint_path(cfg, "predict.py")
         speed.apply(cfg.get("speedups", True))
         if cfg.get("seed") is not None:
             L.seed_everything(cfg.seed, verbose=False)
-        checkpoint = CheckpointFile.open(cfg.ckpt_path)
+        checkpoint = CheckpointFile.open(ckpt_path)
+        warn_if_code_changed(checkpoint.record.get("run"))
         log.info(f"Rebuilding <{checkpoint.module_name}> from {cfg.ckpt_path}")
         model: LightningModule = checkpoint.module()
         out = Path(cfg.paths.output_dir)
         out.mkdir(parents=True, exist_ok=True)
+        RunRecorder(cfg)  # the record of the predictions: the code, the command, the checkpoint's hash
         if isinstance(model, ImageClassifier):
             result = predict_classes(cfg, checkpoint, model, out)
         elif isinstance(model, Word2Vec):
@@ -236,7 +269,9 @@ def predict(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def run(cfg: DictConfig) -> None:
-    """What `python predict.py` runs: extras, then `predict`; an error ends it with one sentence on the terminal."""
+    """What `python predict.py` runs: the checks of its inputs, extras, then `predict`; an error ends it with one
+    sentence on the terminal."""
     with report_errors():
+        before_prediction(cfg)
         extras(cfg)
         predict(cfg)

@@ -14,9 +14,11 @@ from omegaconf import DictConfig
 from litlab import speed
 from litlab.checkpoints.load import CheckpointFile
 from litlab.checkpoints.resume import resolve_last_checkpoint
+from litlab.run_record import RunRecorder, warn_if_code_changed
 from litlab.utils.errors import report_errors
 from litlab.utils.hparams import log_hyperparameters
 from litlab.utils.instantiators import instantiate_callbacks, instantiate_loggers, instantiate_trainer
+from litlab.utils.preflight import before_training
 from litlab.utils.pylogger import RankedLogger
 from litlab.utils.summary import print_run_summary
 from litlab.utils.utils import extras, get_metric_value, task_context
@@ -29,9 +31,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     with task_context(cfg):
         speed.apply(cfg.get("speedups", True))
         # ckpt_path=last: the newest last.ckpt of this task and experiment; any checkpoint is checked now, in one
-        # sentence, before any work (a memory-mapped read: Lightning reads its tensors once, when it resumes)
-        if not resolve_last_checkpoint(cfg) and cfg.get("train") and cfg.get("ckpt_path"):
-            CheckpointFile.open(cfg.ckpt_path, mmap=True)
+        # sentence, before any work (a memory-mapped read: Lightning reads its tensors once, when it resumes),
+        # and one line says so when it was written by other code
+        resolve_last_checkpoint(cfg)
+        if cfg.get("train") and cfg.get("ckpt_path"):
+            warn_if_code_changed(CheckpointFile.open(cfg.ckpt_path, mmap=True).record.get("run"))
         if cfg.get("seed") is not None:
             L.seed_everything(cfg.seed, workers=True)
 
@@ -41,7 +45,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         log.info(f"Instantiating model <{cfg.model._target_}>")
         model: LightningModule = instantiate(cfg.model)
 
-        callbacks: list[Callback] = instantiate_callbacks(cfg.get("callbacks"))
+        callbacks: list[Callback] = [*instantiate_callbacks(cfg.get("callbacks")), RunRecorder(cfg)]
         logger: list[Logger] = instantiate_loggers(cfg.get("logger"))
         trainer: Trainer = instantiate_trainer(cfg, callbacks, logger)
 
@@ -76,11 +80,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def run(cfg: DictConfig) -> float | None:
-    """What `python train.py` runs: extras, then `train`; returns `optimized_metric` for a sweeper to optimise.
+    """What `python train.py` runs: the checks of its inputs, extras, then `train`; returns `optimized_metric` for
+    a sweeper to optimise.
 
     An error ends a single run with one sentence on the terminal (`litlab.utils.errors`).
     """
     with report_errors():
+        before_training(cfg)
         extras(cfg)
         metric_dict, _ = train(cfg)
         return get_metric_value(metric_dict, cfg.get("optimized_metric"))

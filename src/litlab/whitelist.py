@@ -11,6 +11,7 @@ litlab), and any third-party package whose classes configs and checkpoints shoul
 below: that one tuple extends every list here (docs/extending.md).
 """
 
+import fnmatch
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +30,8 @@ EXECUTION_WHITELIST: tuple[str, ...] = (
     "litlab.callbacks.*",
     "litlab.speed.NoProfiler",
     "litlab.loggers.*",
+    # Hydra's callback that reports what fails outside a task in one sentence (configs/hydra/default.yaml)
+    "litlab.utils.errors.OneSentenceErrors",
     # exact names: the rest of litlab.checkpoints reads files, which configs must not reach
     "litlab.checkpoints.AtomicCheckpointIO",
     "litlab.checkpoints.LastEveryEpochCheckpoint",
@@ -49,6 +52,31 @@ EXECUTION_WHITELIST: tuple[str, ...] = (
 
 # Networks named inside a LightningModule's hyperparameters: narrower, since checkpoints travel.
 NET_WHITELIST: tuple[str, ...] = ("litlab.models.nets.*", "torchvision.models.*", *_TRUSTED)
+
+
+def is_network(target: str) -> bool:
+    """Whether a `_target_` names a network class that models and checkpoints may build (NET_WHITELIST)."""
+    return any(fnmatch.fnmatchcase(target, pattern) for pattern in NET_WHITELIST)
+
+
+class NetworkTargetError(ValueError):
+    """A network setting names a `_target_` outside NET_WHITELIST.
+
+    `key` is the setting as the model takes it (`net`, `generator`, ...): inside a config it is `model.<key>`,
+    which `sentence` names.
+    """
+
+    def __init__(self, key: str, target: str):
+        self.key, self.target = key, target
+        super().__init__(self.sentence(key))
+
+    def sentence(self, where: str) -> str:
+        """The refusal, naming the config key `where` (e.g. `model.net`) that holds the target."""
+        return (
+            f"The config key `{where}._target_` names `{self.target}`, which is not a network: networks are classes "
+            "of litlab.models.nets, torchvision.models or TRUSTED_PACKAGES (src/litlab/whitelist.py); name one of "
+            "those."
+        )
 
 
 class ForbiddenTargetError(ValueError):

@@ -90,10 +90,12 @@ def test_the_record_holds_what_predicting_needs_as_plain_values(classifier_ckpt,
         "image_size": [8, 8],
         "mean": [0.3054],
         "std": [0.376],
+        "background": [0],
         "class_names": [str(i) for i in range(10)],
     }
     assert CheckpointFile.open(word2vec_ckpt).data["lowercase"] is True
-    assert CheckpointFile.open(cyclegan_ckpt).data == {"image_size": [28, 28], "mean": [0.5], "std": [0.5]}
+    cyclegan = CheckpointFile.open(cyclegan_ckpt).data
+    assert cyclegan == {"image_size": [28, 28], "mean": [0.5], "std": [0.5], "background": [0]}
     net, spec = classifier.network()
     assert spec["_target_"] == "litlab.models.nets.CNN" and not net.training
     module = classifier.module()
@@ -257,12 +259,13 @@ def test_the_record_names_the_classes_the_pixels_and_the_data(one_step_ckpt):
     assert checkpoint.record == {
         "module": "litlab.models.classifier.ImageClassifier",
         "datamodule": "litlab.data.digits.DigitsDataModule",
-        "pixels": {"mean": [0.3054], "std": [0.376]},
+        "pixels": {"mean": [0.3054], "std": [0.376], "background": [0]},
         "data": {"channels": 1, "image_size": [8, 8], "class_names": [str(i) for i in range(10)]},
+        "run": None,  # a Trainer built outside litlab's task functions records no run
     }
     assert checkpoint.module_name == "ImageClassifier"
-    assert checkpoint.pixels == DigitsDataModule.pixels
-    assert checkpoint.data == {**checkpoint.record["data"], "mean": [0.3054], "std": [0.376]}
+    assert checkpoint.pixels == DigitsDataModule.pixels and checkpoint.pixels.background == (0,)
+    assert checkpoint.data == {**checkpoint.record["data"], "mean": [0.3054], "std": [0.376], "background": [0]}
 
 
 def test_module_datamodule_and_network_are_rebuilt_with_the_trained_weights(tmp_path, one_step_ckpt):
@@ -343,7 +346,7 @@ def first_key(content: dict) -> str:
         (
             lambda c: c["state_dict"].update({first_key(c): torch.zeros(3)}),
             "could not be rebuilt as ImageClassifier (RuntimeError: Error(s) in loading state_dict for "
-            "ImageClassifier:)",
+            "ImageClassifier: size mismatch for ",
         ),
         (
             lambda c: c["hyper_parameters"].pop("net"),
@@ -362,11 +365,13 @@ def first_key(content: dict) -> str:
         ),
         (
             lambda c: c["hyper_parameters"]["net"].update(_target_="os.system"),
-            "could not be rebuilt as ImageClassifier (InstantiationException: Target 'os.system' cannot be",
+            "names the network 'os.system' (under hyper_parameters.net), which is none of the networks litlab "
+            "rebuilds from a checkpoint (litlab's, torchvision's and those of TRUSTED_PACKAGES in litlab's whitelist "
+            "module): ",
         ),
     ],
 )
-def test_a_module_that_cannot_be_rebuilt_is_named_with_the_first_line_of_the_cause(
+def test_a_module_that_cannot_be_rebuilt_is_named_with_the_whole_cause_on_one_line(
     tmp_path, one_step_ckpt, change, problem
 ):
     path = rewritten(one_step_ckpt, tmp_path / "broken.ckpt", change)
@@ -398,7 +403,8 @@ def test_a_datamodule_that_cannot_be_rebuilt_is_named_with_the_cause(tmp_path, o
         (
             lambda c: c["state_dict"].update({first_key(c): torch.zeros(3)}),
             "holds weights that do not fit its network litlab.models.nets.CNN (RuntimeError: Error(s) in loading "
-            "state_dict for CNN:)",
+            "state_dict for CNN: size mismatch for features.0.weight: copying a param with shape torch.Size([3]) from "
+            "checkpoint, the shape in current model is torch.Size([4, 1, 3, 3]).)",
         ),
         (
             lambda c: c["hyper_parameters"]["net"].update(colour=True),
@@ -412,11 +418,14 @@ def test_a_datamodule_that_cannot_be_rebuilt_is_named_with_the_cause(tmp_path, o
         ),
         (
             lambda c: c["hyper_parameters"]["net"].update(_target_="os.system"),
-            "names the network 'os.system', not one of litlab's or torchvision's",
+            "names the network 'os.system' (under hyper_parameters.net), which is none of the networks litlab "
+            "rebuilds from a checkpoint (litlab's, torchvision's and those of TRUSTED_PACKAGES in litlab's whitelist "
+            "module)",
         ),
         (
             lambda c: c["hyper_parameters"]["net"].pop("_target_"),
-            "names the network 'None', not one of litlab's or torchvision's",
+            "names the network 'None' (under hyper_parameters.net), which is none of the networks litlab rebuilds "
+            "from a checkpoint (litlab's, torchvision's and those of TRUSTED_PACKAGES in litlab's whitelist module)",
         ),
         (
             lambda c: (c["hyper_parameters"].pop("net"), c["litlab"].update(module="litlab.models.Word2Vec")),
@@ -478,4 +487,24 @@ def test_a_module_saved_without_a_datamodule_records_no_data():
         "datamodule": None,
         "pixels": None,
         "data": None,
+        "run": None,  # trained outside litlab's task functions: no run record
     }
+
+
+def test_saved_hyperparameters_the_class_no_longer_takes_are_left_out_as_lightning_does(tmp_path, one_step_ckpt):
+    """ImageClassifier takes no **kwargs: a key it does not know is dropped, not passed (a TypeError)."""
+    path = rewritten(one_step_ckpt, tmp_path / "extra.ckpt", lambda c: c["hyper_parameters"].update(retired=1))
+    module = CheckpointFile.open(path).module()
+    assert "retired" not in module.hparams
+    saved = torch.load(one_step_ckpt, weights_only=True)["state_dict"]
+    assert all(torch.equal(tensor, saved[name]) for name, tensor in module.state_dict().items())
+
+
+def test_a_datamodule_gets_back_the_state_it_saved_and_none_when_it_saved_none(tmp_path, one_step_ckpt, monkeypatch):
+    loaded = []
+    monkeypatch.setattr(DigitsDataModule, "load_state_dict", lambda self, state: loaded.append(state))
+    CheckpointFile.open(one_step_ckpt).datamodule()
+    assert loaded == []  # Lightning stores a datamodule's state only when it has some
+    path = rewritten(one_step_ckpt, tmp_path / "state.ckpt", lambda c: c.update(DigitsDataModule={"epoch_seen": 3}))
+    CheckpointFile.open(path).datamodule()
+    assert loaded == [{"epoch_seen": 3}]

@@ -59,6 +59,15 @@ def test_a_convention_needs_one_positive_std_per_mean():
         PixelConvention((0.5, 0.5), (0.5,))
 
 
+def test_a_background_is_an_8_bit_colour_kept_through_the_record_and_left_out_of_comparisons():
+    with pytest.raises(ValueError, match=r"8-bit colour \(0 to 255 per channel\), got \(0, 256\)"):
+        PixelConvention((0.5,), (0.5,), background=(0, 256))
+    black = PixelConvention((0.5,), (0.5,), background=(0,))
+    assert PixelConvention.from_record(black.record()).background == (0,) and black == TANH
+    assert PixelConvention.from_record(TANH.record()).background is None
+    assert PixelConvention.from_record({"mean": [0.5], "std": [0.5]}).background is None  # a record without one
+
+
 def test_checkpoints_record_the_convention_the_judge_and_the_cgan_undo(tmp_path, mnist_root):
     data = MNISTDataModule(data_dir=str(mnist_root), download=False, batch_size=32)
     net = {"_target_": "litlab.models.nets.CNN", "image_size": 28, "conv_channels": [4], "dense_units": [8]}
@@ -66,8 +75,8 @@ def test_checkpoints_record_the_convention_the_judge_and_the_cgan_undo(tmp_path,
     trainer.fit(ImageClassifier(net), datamodule=data)
     trainer.save_checkpoint(tmp_path / "classifier.ckpt")
     checkpoint = torch.load(tmp_path / "classifier.ckpt", weights_only=True)
-    assert checkpoint["litlab"]["pixels"] == {"mean": [0.1307], "std": [0.3081]}
-    assert checkpoint_pixels(checkpoint) == MNISTDataModule.pixels
+    assert checkpoint["litlab"]["pixels"] == {"mean": [0.1307], "std": [0.3081], "background": [0]}
+    assert checkpoint_pixels(checkpoint) == MNISTDataModule.pixels and checkpoint_pixels(checkpoint).background == (0,)
 
     # The judge takes [-1, 1] images and gives the logits the classifier gives the datamodule's own batch.
     raw, (images, _) = first_batch(data)
@@ -80,6 +89,7 @@ def test_checkpoints_record_the_convention_the_judge_and_the_cgan_undo(tmp_path,
     # A checkpoint from before the record: the datamodule class it names still says.
     del checkpoint["litlab"]["pixels"]
     assert checkpoint_pixels(checkpoint) == MNISTDataModule.pixels
+    assert checkpoint_pixels(checkpoint).background is None  # predict.py keeps white for it
     checkpoint["litlab"]["datamodule"] = None
     assert checkpoint_pixels(checkpoint) is None
 

@@ -1,4 +1,4 @@
-"""Faults and bad input, as a user meets them: each case from issue 13 as a test.
+"""Faults and bad input, as a user meets them: each case from issues 13 and 24 as a test.
 
 Command-line cases run `python train.py ...` as real processes (several at once, to share the startup cost)
 and assert on what the terminal shows: one sentence that names the fix, no traceback, exit status 1.
@@ -6,6 +6,7 @@ and assert on what the terminal shows: one sentence that names the fix, no trace
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 import traceback
@@ -80,6 +81,7 @@ def cli(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
             "trainer.fast_dev_run=true",
         ],
         "nan": ["model.optimizer.lr=1e6", "model/optimizer=sgd", "trainer.max_epochs=2"],
+        "grid": ["-m", "data.batch_size=abc,def"],
     }
     for name in cases:
         (root / name).mkdir()
@@ -144,6 +146,7 @@ def assert_cli_sentence(result: subprocess.CompletedProcess, *fragments: str, ma
             ["model.scheduler._target_=torch.optim.lr_scheduler.Cosinus names no class that can be imported"],
         ),
         (["model.optimizer.lr=0"], ["The learning rate must be positive, got model.optimizer.lr=0."]),
+        (["data.folds=5", "data.fold=5"], ["data.fold must be one of 0..4 with data.folds=5, got 5: set data.fold=0"]),
     ],
 )
 def test_bad_input_prints_one_sentence_naming_the_fix(tmp_path, monkeypatch, capsys, args, fragments):
@@ -153,6 +156,12 @@ def test_bad_input_prints_one_sentence_naming_the_fix(tmp_path, monkeypatch, cap
     code, out, err = run_main(args, tmp_path, monkeypatch, capsys)
     assert_one_sentence(code, out, err, *fragments)
     assert "Starting training" not in out  # refused before any data was read
+
+
+def test_more_folds_than_a_class_holds_is_one_sentence(tmp_path, monkeypatch, capsys):
+    # Found once the data is read (in setup), before the first step.
+    code, out, err = run_main(["data.folds=500", "data.fold=0"], tmp_path, monkeypatch, capsys)
+    assert_one_sentence(code, out, err, "data.folds=500 is more than the 130 training images of class 3", "at most 130")
 
 
 @pytest.mark.parametrize("entry", ["eval.py", "predict.py", "export.py"])
@@ -388,3 +397,110 @@ def test_divergence_guard_names_the_first_bad_step_and_waits_for_its_check(shape
     for step in range(8):
         guard.on_train_batch_end(trainer, None, torch.full(shape, 0.1), None, step)
     guard.on_train_epoch_end(trainer, None)
+
+
+def test_a_failed_job_of_a_grid_multirun_prints_its_sentence(cli):
+    result = cli["grid"]
+    sentence = assert_cli_sentence(result, "data.batch_size must be a positive integer, got 'abc'", max_lines=20)
+    log_file = Path(sentence.split("full traceback in ")[1].split(";")[0])
+    assert log_file.parent.name == "0" and "require_positive_ints" in log_file.read_text()  # the first job's log
+
+
+def run_as_user(entry: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`python <entry> <args>` with the configs' own defaults (the config tree included), its logs under `cwd`."""
+    env = {name: value for name, value in os.environ.items() if name != "HYDRA_FULL_ERROR"}
+    env.update(PYTHONPATH=str(ROOT_DIR / "src"), OMP_NUM_THREADS="1")
+    return subprocess.run(
+        [sys.executable, str(ROOT_DIR / entry), f"paths.log_dir={cwd}", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_missing_path_is_one_sentence_before_any_config_tree(tmp_path, classifier_ckpt):
+    cases = {
+        "eval": ("eval.py", [f"ckpt_path={tmp_path / 'missing.ckpt'}"]),
+        "predict": ("predict.py", [f"ckpt_path={classifier_ckpt}", f"inputs={tmp_path / 'missing.png'}"]),
+        "train": ("train.py", ["++trainer.fast_dev_run=true", "test=false", "~logger", "trainer.accelerator=cpu"]),
+    }
+    for name in cases:
+        (tmp_path / name).mkdir()
+    with ThreadPoolExecutor(max_workers=len(cases)) as pool:
+        futures = {
+            name: pool.submit(run_as_user, entry, args, tmp_path / name) for name, (entry, args) in cases.items()
+        }
+        results = {name: future.result() for name, future in futures.items()}
+    for name, fragment in (
+        ("eval", f"Checkpoint ckpt_path='{tmp_path / 'missing.ckpt'}' does not exist: pass ckpt_path="),
+        ("predict", f"Input '{tmp_path / 'missing.png'}' does not exist: pass inputs="),
+    ):
+        assert_cli_sentence(results[name], fragment, max_lines=3)
+    trained = results["train"]
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "CONFIG" in trained.stdout and "model" in trained.stdout  # train keeps its tree on the terminal
+
+
+def test_eval_says_that_ckpt_path_last_is_trainings(tmp_path, monkeypatch, capsys):
+    last = tmp_path / "train" / "runs" / "2026-01-01_00-00-00" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"")
+    code, out, err = run_main(["ckpt_path=last"], tmp_path, monkeypatch, capsys, "eval.py")
+    assert_one_sentence(
+        code,
+        out,
+        err,
+        "ckpt_path=last continues a training run in train.py; eval.py needs a checkpoint file: pass ckpt_path=",
+        f"the newest under {tmp_path} is {last}",
+    )
+
+
+def test_a_network_outside_the_whitelist_is_named_by_its_own_key(tmp_path, monkeypatch, capsys):
+    code, out, err = run_main(["model.net._target_=builtins.eval"], tmp_path, monkeypatch, capsys)
+    assert_one_sentence(
+        code, out, err, "The config key `model.net._target_` names `builtins.eval`, which is not a network"
+    )
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder nobody may write into: read-only by its mode and, for root (whom modes do not stop), immutable."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    locked = os.geteuid() == 0
+    if locked and (shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(folder)]).returncode):
+        pytest.skip("running as root where `chattr +i` is not allowed: no folder is read-only to this process")
+    yield folder
+    if locked:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    folder.chmod(0o755)
+
+
+def test_a_run_folder_that_cannot_be_made_is_one_sentence(tmp_path, monkeypatch, capsys, read_only_folder):
+    # checked before Hydra makes the folder (and would end in its traceback)
+    code, out, err = run_main(
+        [f"ckpt_path={tmp_path}/x.ckpt"], read_only_folder / "logs", monkeypatch, capsys, "export.py"
+    )
+    output = out + err
+    assert code == 1 and "Traceback" not in output and len(output.splitlines()) == 1, output
+    assert err.startswith(f"Cannot create the folder {read_only_folder}/logs/export/runs/")
+    assert f"in {read_only_folder}): point paths.log_dir (or hydra.run.dir) at a folder you can write to." in err
+
+
+def test_export_names_the_file_it_cannot_write(tmp_path, monkeypatch, capsys, read_only_folder, classifier_ckpt):
+    args = [f"ckpt_path={classifier_ckpt}", f"name={read_only_folder}/model"]
+    code, out, err = run_main(args, tmp_path, monkeypatch, capsys, "export.py")
+    assert_one_sentence(code, out, err, f"ExportPathError: Cannot write {read_only_folder}/model.onnx (", "name=")
+    assert not list(read_only_folder.iterdir())
+
+
+def test_a_missing_data_folder_is_named_before_the_config_tree(tmp_path, monkeypatch, capsys):
+    missing = tmp_path / "missing.txt"
+    args = ["experiment=word2vec_corpus", f"data.corpus={missing}", "extras.print_config=true"]
+    code, out, err = run_main(args, tmp_path, monkeypatch, capsys)
+    assert_one_sentence(code, out, err, f"Corpus '{missing}' does not exist: set data.corpus to", max_lines=3)
+    assert "CONFIG" not in out

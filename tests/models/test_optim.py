@@ -633,3 +633,32 @@ def test_settings_are_checked_once_and_the_class_is_called_by_the_one_builder(mo
     assert checked == [torch.optim.Adam, torch.optim.lr_scheduler.CosineAnnealingLR]  # at build time, once each
     # configure_optimizers -> configure -> the class, nothing between
     assert stacks == [["configure", "configure_optimizers"]]
+
+
+def test_without_an_optimizer_a_module_gets_adam_at_its_usual_rate():
+    spec, _ = check_optimization(None)
+    assert spec == {"_target_": "torch.optim.Adam", "lr": 1e-3} == ADAM
+    assert (
+        optimizer(**{k: v for k, v in ADAM.items() if k != "_target_"}, target=ADAM["_target_"]).defaults["lr"] == 1e-3
+    )
+
+
+def test_a_spec_from_the_config_reaches_the_module_with_its_interpolations_resolved():
+    cfg = OmegaConf.create({"base_lr": 0.05, "optimizer": {"_target_": "torch.optim.SGD", "lr": "${base_lr}"}})
+    spec, _ = check_optimization(cfg.optimizer)
+    assert spec == {"_target_": "torch.optim.SGD", "lr": 0.05}
+
+
+def test_the_optimizer_whitelist_stands_alone_whatever_whitelist_the_caller_has_open():
+    """An alias under torch.optim that resolves elsewhere is refused even where the caller admits that elsewhere."""
+    refused = r"model.optimizer._target_=torch.optim.adam.torch.nn.Linear is refused: .* execution whitelist"
+    with execution_whitelist(["torch.nn.*"]), pytest.raises(ValueError, match=refused):
+        optimizer("torch.optim.adam.torch.nn.Linear")
+
+
+def test_a_warm_up_with_an_interval_read_from_a_file_is_accepted_like_a_literal_one():
+    """Strings read back from a config file are new objects, not the interned literal: compared by value."""
+    step = "".join(["st", "ep"])
+    _, scheduler = check_optimization(ADAM, {"interval": step, "warmup_steps": 2})
+    _, built = schedule(scheduler, steps=10)
+    assert built["interval"] == "step"

@@ -1,6 +1,6 @@
 """Sweeps that lose workers and commands that share a study, at unit level: the pool of worker jobs
 (litlab.search.pool), the watch of the command's process (litlab.search.watch), seeds and repeated parameter sets
-(litlab.search.sampling), sweep folders, and the launcher hints (real commands). The real sweeps, killed by real
+(litlab.search.sampling), and the launcher hints (real commands). The real sweeps, killed by real
 signals, are in tests/integration/test_sweep_recovery.py."""
 
 import os
@@ -17,7 +17,6 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState, create_trial
 
 from hydra_plugins.litlab_optuna_sweeper import launchers
-from hydra_plugins.litlab_optuna_sweeper.sweeper import claim_sweep_dir
 from litlab import CONFIG_DIR, ROOT_DIR
 from litlab.reports.sweep import duration_seconds
 from litlab.search.pool import WorkerPool, job_loss
@@ -213,16 +212,6 @@ def test_a_launchers_long_explanation_of_a_lost_job_is_one_line():
         "RuntimeError: Job 12 has not produced any output"
     )
     assert job_loss(KeyError()) == "KeyError"
-
-
-# --- sweep folders of commands started together ---
-
-
-def test_commands_started_in_the_same_second_get_folders_of_their_own(tmp_path):
-    path = tmp_path / "multiruns" / "2026-01-01_12-00-00"
-    claimed = [claim_sweep_dir(path) for _ in range(3)]
-    assert [p.name for p in claimed] == ["2026-01-01_12-00-00", "2026-01-01_12-00-00_2", "2026-01-01_12-00-00_3"]
-    assert all(p.is_dir() for p in claimed)
 
 
 # --- launchers that cannot run: one sentence ---

@@ -557,6 +557,18 @@ def test_sweeper_optimises_in_the_configured_direction(direction, best, tmp_path
     assert study.directions == [StudyDirection[direction.upper()]]
 
 
+def test_sweeper_reports_the_best_value_of_a_choice_over_lists_as_a_list(tmp_path, monkeypatch):
+    params = {"model.net.channels": "choice([4], [8, 16], {a: 1})", "x": "choice(1, 2)"}
+    sweeper = scripted_sweeper(
+        tmp_path, monkeypatch, "optuna.samplers.GridSampler", direction="maximize", params=params
+    )
+    # trials get the override text of a list: "[8,16]"
+    sweeper.launcher.objective = lambda params: len(yaml.safe_load(params["model.net.channels"])) * 10 + params["x"]
+    sweeper.sweep([])
+    results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert results["best_params"] == {"model.net.channels": [8, 16], "x": 2} and results["best_value"] == 22
+
+
 def test_sweeper_gives_its_workers_the_plan(tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger=sweeper_module.__name__)
     sweeper = scripted_sweeper(

@@ -28,6 +28,9 @@ class LitlabOptunaSweeperConf(OptunaSweeperConf):
     threads_per_worker: torch threads of a CPU worker (null: OMP_NUM_THREADS, else the cores / n_jobs).
     max_failure_rate: the share of this command's trials that may fail before the sweep stops.
     custom_search_space_kwargs: keyword arguments for the `custom_search_space` function.
+    folds: k-fold cross-validation: each trial runs `data.folds=K data.fold=i` for every fold i, one job after
+        another in <trial>/fold_<i>, and its value is the mean over the folds; the pruner watches the first
+        fold. null: one job per trial.
     """
 
     _target_: str = "hydra_plugins.litlab_optuna_sweeper.sweeper.LitlabOptunaSweeper"
@@ -42,6 +45,7 @@ class LitlabOptunaSweeperConf(OptunaSweeperConf):
     threads_per_worker: int | None = None
     max_replacements: int | None = None
     custom_search_space_kwargs: dict[str, Any] | None = None
+    folds: int | None = None
 
 
 ConfigStore.instance().store(

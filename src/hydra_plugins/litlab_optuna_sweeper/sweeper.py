@@ -21,27 +21,13 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.litlab_optuna_sweeper.launchers import installed, missing_launcher, slurm_missing
 
 log = logging.getLogger(__name__)
 
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
-
-
-def claim_sweep_dir(path: Path) -> Path:
-    """Creates a sweep folder named by the time and returns it; if another command created it already (two
-    commands started in the same second), the next free `<name>_2`, `<name>_3`, ... instead."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    candidate, suffix = path, 1
-    while True:
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            suffix += 1
-            candidate = path.with_name(f"{path.name}_{suffix}")
 
 
 class LitlabOptunaSweeper(Sweeper):
@@ -67,6 +53,7 @@ class LitlabOptunaSweeper(Sweeper):
         threads_per_worker: int | None = None,
         max_replacements: int | None = None,
         custom_search_space_kwargs: DictConfig | None = None,
+        folds: int | None = None,
     ) -> None:
         checks = {
             "n_trials": (n_trials, n_trials is None or n_trials >= 1, "a positive number or null"),
@@ -86,6 +73,7 @@ class LitlabOptunaSweeper(Sweeper):
                 "a positive number or null",
             ),
             "max_replacements": (max_replacements, max_replacements is None or max_replacements >= 0, "0 or more"),
+            "folds": (folds, folds is None or (isinstance(folds, int) and folds >= 2), "null or 2 or more"),
         }
         for name, (value, ok, expected) in checks.items():
             if not ok:
@@ -107,6 +95,7 @@ class LitlabOptunaSweeper(Sweeper):
         self.retry_failed = retry_failed
         self.threads_per_worker = threads_per_worker
         self.max_replacements = n_jobs if max_replacements is None else max_replacements
+        self.folds = folds
         self.config: DictConfig | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -120,27 +109,10 @@ class LitlabOptunaSweeper(Sweeper):
             raise SweepError(missing_launcher(target)) from None
         if target.endswith(".SlurmLauncher") and (missing := slurm_missing()):
             raise SweepError(missing) from None
-        self._claim_sweep_dir()
         self.worker = TrialWorker(task_function, hydra_context, config)
         self.launcher = Plugins.instance().instantiate_launcher(
             config=config, hydra_context=hydra_context, task_function=self.worker
         )
-
-    def _claim_sweep_dir(self) -> None:
-        """A sweep folder named by the time (Hydra's default) becomes this command's own: a command started in
-        the same second as another gets the next free name (claim_sweep_dir). A folder named on purpose is used
-        as given, so that commands may share one."""
-        assert self.config is not None
-        given = OmegaConf.select(self.config, "hydra.sweep.dir", default=None)
-        raw = OmegaConf.to_container(self.config.hydra.sweep, resolve=False).get("dir") if given else None
-        if not isinstance(raw, str) or "${now:" not in raw:
-            return
-        claimed = claim_sweep_dir(Path(str(given)).resolve())
-        if claimed.name != Path(str(given)).name:
-            log.info(f"Another command started this second writes to {given}: this sweep writes to {claimed}.")
-        with read_write(self.config.hydra), open_dict(self.config.hydra):
-            # every part of this command reads it from here, the launcher's own settings included
-            self.config.hydra.sweep.dir = str(claimed)
 
     def _directions(self) -> list[str]:
         directions = (
@@ -205,6 +177,7 @@ class LitlabOptunaSweeper(Sweeper):
             liveness=liveness,
             n_workers=self.n_jobs,
             threads_per_worker=self.threads_per_worker,
+            folds=self.folds,
             grid=grid,
             custom_search_space=self.custom_search_space,
             custom_search_space_kwargs=self.custom_search_space_kwargs,
@@ -301,7 +274,8 @@ class LitlabOptunaSweeper(Sweeper):
 
         assert self.config is not None
         sweep_dir = self.config.hydra.sweep.dir
-        importances = write_reports(study, sweep_dir)
+        plan = self.worker.plan
+        importances = write_reports(study, sweep_dir, plan.hydra_text if plan is not None else ())
         results = OmegaConf.load(f"{sweep_dir}/optimization_results.yaml")
         counts = dict(results.trials)
         took = f" in {seconds:.0f} s" if seconds is not None else ""

@@ -8,8 +8,9 @@ The checkpoint callback lives with the rest of checkpointing, in `litlab.checkpo
 
 from litlab.callbacks.divergence import DivergenceGuard
 from litlab.callbacks.dropblock import DropBlockSchedule
+from litlab.callbacks.ema import EMAWeights
 from litlab.callbacks.random_state import RandomState
 from litlab.callbacks.results import RunResults
 from litlab.callbacks.test_curves import TestCurves
 
-__all__ = ["DivergenceGuard", "DropBlockSchedule", "RandomState", "RunResults", "TestCurves"]
+__all__ = ["DivergenceGuard", "DropBlockSchedule", "EMAWeights", "RandomState", "RunResults", "TestCurves"]

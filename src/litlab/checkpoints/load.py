@@ -10,7 +10,6 @@ The writing side, `litlab.checkpoints.record.litlab_record`, is what `LitlabModu
 under `checkpoint["litlab"]`.
 """
 
-import fnmatch
 import inspect
 import pickle
 from collections.abc import Mapping
@@ -25,7 +24,7 @@ from torch import nn
 
 from litlab.checkpoints.record import offline_net_spec
 from litlab.data.pixels import PixelConvention, checkpoint_pixels
-from litlab.whitelist import NET_WHITELIST, TRUSTED_PACKAGES
+from litlab.whitelist import NET_WHITELIST, TRUSTED_PACKAGES, NetworkTargetError, is_network
 
 # What each option that takes a checkpoint should be given: the end of every error sentence about it.
 HINTS = {
@@ -42,9 +41,10 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable or not a litlab checkpoint; the message says what to pass."""
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+def _in_brief(err: BaseException) -> str:
+    """The error's class and whole message on one line (Hydra's messages span several lines)."""
+    text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def _accepted(cls: type, hparams: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -106,6 +106,12 @@ class CheckpointFile:
         hint = HINTS.get(self.option, f"point {self.option} at a .ckpt file written by litlab's train.py")
         return CheckpointError(f"Checkpoint {self.option}='{self.path}' {problem}: {hint}.")
 
+    def _foreign_network(self, target: str, key: str) -> CheckpointError:
+        return self.error(
+            f"names the network {target!r} (under {key}), which is none of the networks litlab rebuilds from a "
+            "checkpoint (litlab's, torchvision's and those of TRUSTED_PACKAGES in litlab's whitelist module)"
+        )
+
     def litlab_class(self, key: str, base: type) -> type:
         """The class the record names under `key` ("module", "datamodule"), if it is litlab's own and a `base`."""
         name = self.record.get(key)
@@ -143,9 +149,10 @@ class CheckpointFile:
             module = module_cls(**_accepted(module_cls, self.content.get("hyper_parameters")))
             module.on_load_checkpoint(self.content)
             module.load_state_dict(self.content["state_dict"])
-        # InstantiationException: the network the hyperparameters name is outside NET_WHITELIST.
+        except NetworkTargetError as err:
+            raise self._foreign_network(err.target, f"hyper_parameters.{err.key}") from None
         except (RuntimeError, TypeError, KeyError, ValueError, InstantiationException) as err:
-            raise self.error(f"could not be rebuilt as {module_cls.__name__} ({_first_line(err)})") from None
+            raise self.error(f"could not be rebuilt as {module_cls.__name__} ({_in_brief(err)})") from None
         return module
 
     def datamodule(self) -> LightningDataModule:
@@ -157,7 +164,7 @@ class CheckpointFile:
             if state:
                 datamodule.load_state_dict(state)
         except (RuntimeError, TypeError, KeyError, ValueError) as err:
-            raise self.error(f"could not rebuild its {datamodule_cls.__name__} ({_first_line(err)})") from None
+            raise self.error(f"could not rebuild its {datamodule_cls.__name__} ({_in_brief(err)})") from None
         return datamodule
 
     def network(self) -> tuple[nn.Module, dict[str, Any]]:
@@ -172,8 +179,8 @@ class CheckpointFile:
                 f"holds no network spec (hyper_parameters.net): it is a {self.module_name}, not an image classifier"
             )
         target = str(spec.get("_target_"))
-        if not any(fnmatch.fnmatchcase(target, pattern) for pattern in NET_WHITELIST):
-            raise self.error(f"names the network {target!r}, not one of litlab's or torchvision's")
+        if not is_network(target):
+            raise self._foreign_network(target, "hyper_parameters.net")
         spec = offline_net_spec(spec)
         state = {
             key.removeprefix("net.").replace("_orig_mod.", ""): value
@@ -184,7 +191,7 @@ class CheckpointFile:
             net = instantiate(spec, _execution_whitelist_=NET_WHITELIST)
             net.load_state_dict(state)
         except (RuntimeError, TypeError, KeyError, ValueError, InstantiationException) as err:
-            raise self.error(f"holds weights that do not fit its network {target} ({_first_line(err)})") from None
+            raise self.error(f"holds weights that do not fit its network {target} ({_in_brief(err)})") from None
         return net.eval(), spec
 
     @property

@@ -1,12 +1,15 @@
 """The record litlab writes into every checkpoint (`checkpoint["litlab"]`): the classes that rebuild the run,
-the pixel convention of its data, and what predicting needs from the data, all as plain values
-(`torch.load(weights_only=True)` reads them). `litlab.checkpoints.load` is the reading side.
+the pixel convention of its data, what predicting needs from the data, and the run record that reproduces the
+run (`litlab.run_record`), all as plain values (`torch.load(weights_only=True)` reads them).
+`litlab.checkpoints.load` is the reading side.
 """
 
 from collections.abc import Mapping
 from typing import Any
 
 from lightning import LightningDataModule, LightningModule
+
+from litlab.run_record import RunRecorder
 
 
 def data_record(datamodule: LightningDataModule | None) -> dict[str, Any] | None:
@@ -35,15 +38,27 @@ def data_record(datamodule: LightningDataModule | None) -> dict[str, Any] | None
 
 
 def litlab_record(module: LightningModule, datamodule: LightningDataModule | None) -> dict[str, Any]:
-    """`checkpoint["litlab"]`: the classes that rebuild the run, the pixel convention of its data, and what
-    predicting needs from the data."""
+    """`checkpoint["litlab"]`: the classes that rebuild the run, the pixel convention of its data, what
+    predicting needs from the data, and the run record (None for a module trained outside litlab's tasks)."""
     pixels = getattr(module, "pixels", None)
+    recorder = RunRecorder.of(module._trainer)
     return {
         "module": f"{type(module).__module__}.{type(module).__qualname__}",
         "datamodule": f"{type(datamodule).__module__}.{type(datamodule).__qualname__}" if datamodule else None,
         "pixels": pixels.record() if pixels is not None else None,
         "data": data_record(datamodule),
+        "run": recorder.record if recorder else None,
     }
+
+
+def hide_environment(checkpoint: dict[str, Any], trainer: Any) -> None:
+    """Masks the run's values from the environment in the checkpoint's hyperparameters (`litlab.masking`)."""
+    recorder = RunRecorder.of(trainer)
+    if recorder is None:
+        return
+    for key in ("hyper_parameters", "datamodule_hyper_parameters"):
+        if key in checkpoint:
+            checkpoint[key] = recorder.hide(checkpoint[key])
 
 
 def offline_net_spec(spec: Mapping[str, Any]) -> dict[str, Any]:

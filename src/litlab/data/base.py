@@ -5,6 +5,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 from lightning import LightningDataModule
+from sklearn.model_selection import StratifiedKFold
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
@@ -23,6 +24,51 @@ def require_positive_ints(**settings: object) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"data.{name} must be a positive integer, got {value!r}: set for example data.{name}=64.")
+
+
+def check_folds(folds: int | None, fold: int | None) -> None:
+    """Refuses `data.folds` / `data.fold` settings that name no fold, in one sentence naming the key to fix."""
+    if folds is None:
+        if fold is not None:
+            raise ValueError(
+                f"data.fold={fold} needs data.folds, the number of folds: set data.folds=5 (for example) as well, "
+                "or drop data.fold for a single validation split."
+            )
+        return
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise ValueError(
+            f"data.folds must be an integer of at least 2, got {folds!r}: set for example data.folds=5, "
+            "or data.folds=null for a single validation split."
+        )
+    if fold is None:
+        raise ValueError(
+            f"data.folds={folds} needs data.fold, the fold held out for validation: set data.fold to one of "
+            f"0..{folds - 1}, or sweep them all with -m 'data.fold=range(0,{folds})'."
+        )
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
+        raise ValueError(
+            f"data.fold must be one of 0..{folds - 1} with data.folds={folds}, got {fold!r}: "
+            f"set data.fold=0 up to data.fold={folds - 1}."
+        )
+
+
+def fold_split(labels: Tensor, folds: int, fold: int, seed: int) -> tuple[Tensor, Tensor]:
+    """The training and validation indices of fold `fold` of `folds` stratified folds, shuffled with `seed`.
+
+    scikit-learn's StratifiedKFold deals each class's images out to the folds in turns, so every fold holds
+    each class in the proportion of the whole; the folds are disjoint and together cover every image.
+    """
+    counts = torch.bincount(labels)
+    present = counts.nonzero().flatten()
+    smallest = int(present[counts[present].argmin()])
+    if counts[smallest] < folds:
+        raise ValueError(
+            f"data.folds={folds} is more than the {int(counts[smallest])} training images of class {smallest}, so "
+            f"some folds would not hold that class: set data.folds to at most {int(counts[smallest])}."
+        )
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    train_idx, val_idx = list(splitter.split(labels.numpy()[:, None], labels.numpy()))[fold]
+    return torch.from_numpy(train_idx), torch.from_numpy(val_idx)
 
 
 class TensorBatchDataset(Dataset):
@@ -88,7 +134,12 @@ class InMemoryImageDataModule(LightningDataModule):
         val_fraction: share of the training split held out for validation.
         test_fraction: None keeps the official test split; a number pools train and test and carves
             that share out as the test split (for example 0.3 for a 70/30 split).
-        split_seed: seed of the validation and test carving, fixed so that runs compare on the same images.
+        split_seed: seed of the validation and test carving (and of the folds), fixed so that runs compare on the
+            same images.
+        folds: k-fold cross-validation: the training split is cut into `folds` stratified folds (each class
+            shared out evenly), and fold `fold` is held out for validation in place of `val_fraction`'s share.
+            None: one validation split of `val_fraction`. The test split is the same either way.
+        fold: which of the `folds` folds is validated on, 0 to folds - 1.
         download: fetch the dataset when it is not in `data_dir`.
         augment: random crop with padding and horizontal flip on training batches.
         crop_padding: padding of the random crop, in pixels (0 turns the crop off).
@@ -114,12 +165,15 @@ class InMemoryImageDataModule(LightningDataModule):
         hflip: bool = True,
         num_workers: int = 0,
         pin_memory: bool = False,
+        folds: int | None = None,
+        fold: int | None = None,
     ):
         super().__init__()
         for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
             if value is not None and not 0.0 <= value < 1.0:
                 raise ValueError(f"data.{name} must be in [0, 1), got {value}.")
         require_positive_ints(batch_size=batch_size, eval_batch_size=eval_batch_size)
+        check_folds(folds, fold)
         self.save_hyperparameters(logger=False)
         self.data_train: TensorBatchDataset | None = None
         self.data_val: TensorBatchDataset | None = None
@@ -156,9 +210,12 @@ class InMemoryImageDataModule(LightningDataModule):
             test_idx, order = order[:n_test], order[n_test:]
             test_images, test_labels = images[test_idx], labels[test_idx]
             images, labels = images[order], labels[order]
-        order = torch.randperm(len(images), generator=generator)
-        n_val = round(self.hparams.val_fraction * len(images))
-        val_idx, train_idx = order[:n_val], order[n_val:]
+        if self.hparams.folds is None:
+            order = torch.randperm(len(images), generator=generator)
+            n_val = round(self.hparams.val_fraction * len(images))
+            val_idx, train_idx = order[:n_val], order[n_val:]
+        else:
+            train_idx, val_idx = fold_split(labels, self.hparams.folds, self.hparams.fold, self.hparams.split_seed)
         self.data_train = TensorBatchDataset(images[train_idx], labels[train_idx])
         self.data_val = TensorBatchDataset(images[val_idx], labels[val_idx])
         self.data_test = TensorBatchDataset(test_images, test_labels)

@@ -32,6 +32,12 @@ class _CIFARDataModule(InMemoryImageDataModule):
         images = torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
         return images, torch.tensor(dataset.targets, dtype=torch.long)
 
+    def source_files(self) -> list[Path]:
+        """The pickled batches and the meta file torchvision reads (recorded with their hashes in the run record)."""
+        cls = self.dataset_cls
+        folder = Path(self.hparams.data_dir, cls.base_folder)
+        return [folder / name for name, _ in cls.train_list + cls.test_list] + [folder / cls.meta["filename"]]
+
 
 class CIFAR10DataModule(_CIFARDataModule):
     dataset_cls = CIFAR10

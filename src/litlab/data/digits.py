@@ -1,3 +1,6 @@
+from importlib.resources import files
+from pathlib import Path
+
 import torch
 from sklearn.datasets import load_digits
 from torch import Tensor
@@ -14,7 +17,7 @@ class DigitsDataModule(InMemoryImageDataModule):
     """
 
     num_classes = 10
-    pixels = PixelConvention(mean=(0.3054,), std=(0.3760,))
+    pixels = PixelConvention(mean=(0.3054,), std=(0.3760,), background=(0,))  # light digits on black
     class_names = tuple(str(digit) for digit in range(10))
 
     def __init__(self, test_fraction: float = 0.2, augment: bool = False, hflip: bool = False, **kwargs):
@@ -35,3 +38,7 @@ class DigitsDataModule(InMemoryImageDataModule):
         digits = load_digits()
         images = torch.from_numpy(digits.images * (255.0 / 16.0)).round().to(torch.uint8).unsqueeze(1)
         return images, torch.from_numpy(digits.target).long()
+
+    def source_files(self) -> list[Path]:
+        """The file inside scikit-learn that `load_digits` reads (recorded with its hash in the run record)."""
+        return [Path(str(files("sklearn.datasets.data") / "digits.csv.gz"))]

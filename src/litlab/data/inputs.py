@@ -1,15 +1,17 @@
 """A user's own inputs for predict.py: image files of any size and mode, or a saved tensor, as model inputs.
 
 Images are decoded with Pillow as a user's files come: EXIF orientation applied, 16-bit images scaled to
-8 bits (Pillow would clip them), transparent pixels composited on a background colour, then converted to the
-model's channels and resized to its input size, as floats in [0, 1]; once a batch reaches the device,
-`PredictionDataModule` standardises it as the training data were. A file that cannot be read becomes a
-marked item (`ok` false, `error` one sentence), so that one bad file never stops the others.
+8 bits (Pillow would clip them), transparent pixels composited on a background colour (the training data's,
+as the checkpoint records it), then converted to the model's channels and resized to its input size, as floats
+in [0, 1]; once a batch reaches the device, `PredictionDataModule` standardises it as the training data were.
+A file that Pillow cannot open is skipped when the inputs are gathered; one that fails later, while decoding,
+becomes a marked item (`ok` false, `error` one sentence), so that one bad file never stops the others.
 """
 
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -33,24 +35,33 @@ def image_suffixes() -> set[str]:
     return {suffix for suffix, fmt in Image.registered_extensions().items() if fmt in Image.OPEN}
 
 
-def find_inputs(paths: str | Sequence[str]) -> list[Path]:
+class InputFiles(NamedTuple):
+    """The files `find_inputs` found: those to predict for, and those of the folders that are no images."""
+
+    files: list[Path]
+    not_images: list[Path]
+
+
+def find_inputs(paths: str | Sequence[str]) -> InputFiles:
     """The input files: each path a file, or a folder searched recursively for images (in name order)."""
     paths = [paths] if isinstance(paths, str | Path) else list(paths or [])
     if not paths:
         raise InputError("No inputs given: pass inputs=<an image file, a folder of images, or a .pt/.npy tensor>.")
     suffixes = image_suffixes()
-    files: list[Path] = []
+    found = InputFiles([], [])
     for path in map(lambda p: Path(p).expanduser(), paths):
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-            if not found:
+            inside = sorted(p for p in path.rglob("*") if p.is_file())
+            images = [p for p in inside if p.suffix.lower() in suffixes]
+            if not images:
                 raise InputError(f"Folder '{path}' holds no image files: put images in it or pass another inputs=.")
-            files += found
+            found.files.extend(images)
+            found.not_images.extend(p for p in inside if p.suffix.lower() not in suffixes)
         elif path.is_file():
-            files.append(path)
+            found.files.append(path)
         else:
             raise InputError(f"Input '{path}' does not exist: pass inputs=<an image file, a folder or a tensor>.")
-    return files
+    return found
 
 
 def input_names(files: Sequence[Path], paths: str | Sequence[str]) -> list[str]:
@@ -75,22 +86,27 @@ def _to_8bit(image: Image.Image) -> Image.Image:
     return image
 
 
-def _flatten_alpha(image: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+WHITE = (255, 255, 255)
+
+
+def _flatten_alpha(image: Image.Image, background: Sequence[int]) -> Image.Image:
     """Transparent pixels composited on `background`, so that dropping alpha does not reveal hidden colours."""
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
-        canvas = Image.new("RGBA", rgba.size, (*background, 255))
+        colour = tuple(int(v) for v in background)
+        canvas = Image.new("RGBA", rgba.size, (*(colour * 3 if len(colour) == 1 else colour), 255))
         return Image.alpha_composite(canvas, rgba).convert("RGB")
     return image
 
 
-def read_image(
-    path: str | Path, channels: int, size: Sequence[int], background: Sequence[int] = (255, 255, 255)
-) -> Tensor:
-    """An image file as a uint8 tensor (channels, H, W): oriented, 8-bit, alpha flattened, converted, resized."""
+def read_image(path: str | Path, channels: int, size: Sequence[int], background: Sequence[int] = WHITE) -> Tensor:
+    """An image file as a uint8 tensor (channels, H, W): oriented, 8-bit, alpha flattened, converted, resized.
+
+    `background`: the 8-bit colour transparent pixels show, one value per channel (RGB) or one for all.
+    """
     with Image.open(path) as image:
         image = ImageOps.exif_transpose(image)
-        image = _flatten_alpha(_to_8bit(image), tuple(int(v) for v in background))
+        image = _flatten_alpha(_to_8bit(image), background)
         image = image.convert("L" if channels == 1 else "RGB")
         height, width = size
         # Shrinking averages the pixels each output pixel covers (area, as cv2.INTER_AREA); enlarging interpolates.
@@ -148,12 +164,21 @@ def read_tensor_file(path: str | Path, channels: int, size: Sequence[int]) -> Te
     return images.clamp(0, 1)
 
 
+# what Pillow raises for a file it cannot read: not an image, cut short, corrupt, or too large to be safe
+UNREADABLE = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def _unreadable(err: BaseException) -> str:
+    return f"could not be read as an image ({type(err).__name__}); it is skipped"
+
+
 class ImageInputs(Dataset):
     """Image files, or the images of tensor files, as dict items {"images", "index", "ok", "error"}.
 
-    A file that cannot be read gives a blank image with `ok` false and `error` one sentence, so that a batch
-    keeps its shape and every other input still runs. Tensor files are read when the dataset is built, so
-    that each of their images is an item.
+    Files that Pillow cannot open, and tensor files that hold no images, are left out when the dataset is
+    built (`failed`: each one's sentence). A file that fails later, while decoding, gives a blank image with
+    `ok` false and `error` one sentence, so that a batch keeps its shape and every other input still runs.
+    Tensor files are read when the dataset is built, so that each of their images is an item.
     """
 
     def __init__(
@@ -162,12 +187,12 @@ class ImageInputs(Dataset):
         names: Sequence[str],
         channels: int,
         size: Sequence[int],
-        background: Sequence[int] = (255, 255, 255),
+        background: Sequence[int] = WHITE,
     ):
         self.channels, self.size, self.background = channels, tuple(size), tuple(background)
         self.items: list[tuple[Path, Tensor | None]] = []  # (file, image from a tensor file or None)
         self.names: list[str] = []
-        self.failed: list[tuple[str, str]] = []  # (name, sentence) of tensor files that could not be read
+        self.failed: list[tuple[str, str]] = []  # (name, sentence) of the files left out
         for file, name in zip(files, names, strict=True):
             if file.suffix.lower() in TENSOR_SUFFIXES:
                 try:
@@ -184,6 +209,12 @@ class ImageInputs(Dataset):
                     self.items.append((file, image))
                     self.names.append(f"{name}[{k}]")
             else:
+                try:
+                    # reads the header only: a file that is no image (an empty one, say) is known before the run
+                    Image.open(file).close()
+                except UNREADABLE as err:
+                    self.failed.append((name, f"'{name}' {_unreadable(err)}"))
+                    continue
                 self.items.append((file, None))
                 self.names.append(name)
 
@@ -197,13 +228,9 @@ class ImageInputs(Dataset):
         try:
             pixels = read_image(file, self.channels, self.size, self.background).float() / 255.0
             return {"images": pixels, "index": index, "ok": True, "error": ""}
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        except UNREADABLE as err:
             blank = torch.zeros(self.channels, *self.size)
             return {"images": blank, "index": index, "ok": False, "error": f"'{self.names[index]}' {_unreadable(err)}"}
-
-
-def _unreadable(err: BaseException) -> str:
-    return f"could not be read as an image ({type(err).__name__}); it is skipped"
 
 
 class PredictionDataModule(LightningDataModule):

@@ -11,7 +11,7 @@ class MNISTDataModule(InMemoryImageDataModule):
     """MNIST read once through torchvision's `MNIST` class (the idx files, the real download code)."""
 
     num_classes = 10
-    pixels = PixelConvention(mean=(0.1307,), std=(0.3081,))
+    pixels = PixelConvention(mean=(0.1307,), std=(0.3081,), background=(0,))  # light digits on black
     class_names = tuple(MNIST.classes)
     files = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
@@ -29,3 +29,7 @@ class MNISTDataModule(InMemoryImageDataModule):
                 "or set paths.data_dir to a folder whose MNIST/raw holds them."
             ) from None
         return dataset.data.unsqueeze(1), dataset.targets
+
+    def source_files(self) -> list[Path]:
+        """The idx files torchvision's MNIST reads (recorded with their hashes in the run record)."""
+        return [Path(self.hparams.data_dir, "MNIST", "raw", name) for name in self.files]

@@ -9,7 +9,7 @@ prediction overlays) reads it from there instead of knowing which datamodule pro
 """
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -23,14 +23,23 @@ class PixelConvention:
 
     mean 0 and std 1 is [0, 1] (`UNIT`); mean 0.5 and std 0.5 is [-1, 1] (`TANH`, the GANs' range);
     a dataset's channel statistics give standardised inputs. One value stands for every channel.
+
+    `background` is the 8-bit colour behind the images' content (0 for MNIST's light digits on black), one value
+    per channel or one for all; None where the images share no background (photographs). predict.py composites
+    transparent inputs on it. It says nothing about the mapping, so conventions compare without it.
     """
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    background: tuple[int, ...] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
+        if self.background is not None:
+            object.__setattr__(self, "background", tuple(int(v) for v in self.background))
+            if not all(0 <= v <= 255 for v in self.background):
+                raise ValueError(f"A background is an 8-bit colour (0 to 255 per channel), got {self.background}.")
         if len(self.mean) != len(self.std) or not self.mean or min(self.std) <= 0:
             raise ValueError(
                 f"A pixel convention needs one mean and one positive std per channel, got {self.mean} and {self.std}."
@@ -57,13 +66,15 @@ class PixelConvention:
         """Batches in this convention to the convention `to`."""
         return images if to == self else to.from_unit(self.to_unit(images))
 
-    def record(self) -> dict[str, list[float]]:
-        """Plain lists, as checkpoints keep them (readable with `weights_only=True`)."""
-        return {"mean": list(self.mean), "std": list(self.std)}
+    def record(self) -> dict[str, list[float] | list[int]]:
+        """Plain lists, as checkpoints keep them (readable with `weights_only=True`); no background, no key."""
+        record = {"mean": list(self.mean), "std": list(self.std)}
+        return record if self.background is None else {**record, "background": list(self.background)}
 
     @classmethod
     def from_record(cls, record: Mapping[str, Sequence[float]]) -> "PixelConvention":
-        return cls(tuple(record["mean"]), tuple(record["std"]))
+        background = record.get("background")
+        return cls(tuple(record["mean"]), tuple(record["std"]), tuple(background) if background else None)
 
 
 UNIT = PixelConvention((0.0,), (1.0,))
@@ -74,7 +85,8 @@ def checkpoint_pixels(checkpoint: Mapping[str, Any]) -> PixelConvention | None:
     """The pixel convention of the data a litlab checkpoint was trained on, None when it has none (text).
 
     Read from the record LitlabModule writes (`checkpoint["litlab"]["pixels"]`); checkpoints written before
-    that record existed fall back to the `pixels` of the datamodule class they name.
+    that record existed fall back to the `pixels` of the datamodule class they name, without its background:
+    predictions from a checkpoint that recorded none keep compositing on predict.py's white.
     """
     record = checkpoint.get("litlab") or {}
     if record.get("pixels"):
@@ -82,7 +94,8 @@ def checkpoint_pixels(checkpoint: Mapping[str, Any]) -> PixelConvention | None:
     name = record.get("datamodule") or ""
     if not name.startswith("litlab."):
         return None
-    return getattr(get_class(name), "pixels", None)
+    pixels = getattr(get_class(name), "pixels", None)
+    return replace(pixels, background=None) if pixels is not None else None
 
 
 def standardise(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:

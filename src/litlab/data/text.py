@@ -36,6 +36,13 @@ def tokenize(text: str, lowercase: bool = True, token_pattern: str = DEFAULT_TOK
     return re.findall(token_pattern, text)
 
 
+def corpus_files(path: Path) -> list[Path]:
+    """The files of a corpus: the file itself, or every file in the folder (recursively, in name order)."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    return [path]
+
+
 def read_sentences(
     path: str | Path,
     lowercase: bool = True,
@@ -48,12 +55,8 @@ def read_sentences(
     (text8 is a single line of 17 million words; gensim and word2vec.c cut it the same way).
     """
     path = Path(path).expanduser()
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
-    else:
-        files = [path]
     sentences = []
-    for file in files:
+    for file in corpus_files(path):
         before = len(sentences)
         for line in _text_lines(file):
             words = tokenize(line, lowercase, token_pattern)
@@ -256,6 +259,10 @@ class TextCorpusDataModule(LightningDataModule):
         if self.hparams.corpus == "text8":
             return Path(self.hparams.data_dir).expanduser() / "text8"
         return Path(self.hparams.corpus).expanduser()
+
+    def source_files(self) -> list[Path]:
+        """The corpus files this datamodule reads (recorded with their hashes in the run record)."""
+        return corpus_files(self.corpus_path)
 
     def prepare_data(self) -> None:
         if self.hparams.corpus == "text8" and not self.corpus_path.exists() and self.hparams.download:

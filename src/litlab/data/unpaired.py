@@ -7,6 +7,7 @@ device.
 
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -164,6 +165,17 @@ class UnpairedImageDataModule(LightningDataModule):
         return batch
 
 
+# the folders under `data.root` of ImageFolderUnpairedDataModule, as the CycleGAN repository's datasets hold them
+FOLDER_SPLITS = ("trainA", "trainB", "testA", "testB")
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files of a folder, in name order (none if it does not exist)."""
+    if not folder.is_dir():
+        return []
+    return sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def read_folder(folder: Path, channels: int, load_size: int) -> Domain:
     """Every image file in a folder, decoded to `channels` and resized to load_size x load_size."""
     if not folder.is_dir():
@@ -171,7 +183,7 @@ def read_folder(folder: Path, channels: int, load_size: int) -> Domain:
             f"Folder {folder} is missing: an unpaired dataset needs trainA/, trainB/, testA/ and testB/ of image "
             "files under data.root (for example datasets/horse2zebra from the CycleGAN repository)."
         )
-    files = sorted(path for path in folder.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
         raise DatasetNotFoundError(f"Folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}): add some there.")
     mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
@@ -206,13 +218,18 @@ class ImageFolderUnpairedDataModule(UnpairedImageDataModule):
             raise ValueError(f"data.crop_size ({crop_size}) must not exceed data.load_size ({load_size}).")
         super().__init__(crop_size=crop_size, **kwargs)
 
+    def source_files(self) -> list[Path]:
+        """The image files of the four folders (recorded with their hashes in the run record)."""
+        root = Path(self.hparams.root).expanduser()
+        return [file for split in ("trainA", "trainB", "testA", "testB") for file in image_files(root / split)]
+
     def load_domains(self) -> dict[str, Domain]:
         root = Path(self.hparams.root).expanduser()
         channels = self.hparams.channels
         channels_a, channels_b = (channels, channels) if isinstance(channels, int) else channels
         return {
             split: read_folder(root / split, channels_a if split.endswith("A") else channels_b, self.hparams.load_size)
-            for split in ("trainA", "trainB", "testA", "testB")
+            for split in FOLDER_SPLITS
         }
 
 
@@ -236,6 +253,8 @@ class DigitsMNISTDataModule(UnpairedImageDataModule):
         digit_size: side the 8x8 digits are upscaled to before being centred on a 28x28 canvas.
     """
 
+    pixels = replace(TANH, background=(0,))  # light digits on black in both domains
+
     def __init__(
         self, data_dir: str = "data/", download: bool = True, digit_size: int = 20, crop_size: int = 28, **kwargs
     ):
@@ -245,6 +264,10 @@ class DigitsMNISTDataModule(UnpairedImageDataModule):
     def prepare_data(self) -> None:
         if self.hparams.download:
             MNISTDataModule(data_dir=self.hparams.data_dir, download=True).prepare_data()
+
+    def source_files(self) -> list[Path]:
+        """scikit-learn's digits file and the MNIST idx files (recorded with their hashes in the run record)."""
+        return DigitsDataModule().source_files() + MNISTDataModule(data_dir=self.hparams.data_dir).source_files()
 
     def load_domains(self) -> dict[str, Domain]:
         digits = DigitsDataModule(val_fraction=0.0)

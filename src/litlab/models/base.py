@@ -4,7 +4,7 @@ from lightning import LightningModule
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
-from litlab.checkpoints.record import litlab_record
+from litlab.checkpoints.record import hide_environment, litlab_record
 from litlab.data.pixels import PixelConvention, checkpoint_pixels
 from litlab.models.optim import check_resumed_schedules
 from litlab.speed import FastHookNames
@@ -58,6 +58,7 @@ class LitlabModule(FastHookNames, LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         checkpoint["litlab"] = litlab_record(self, datamodule)
+        hide_environment(checkpoint, self._trainer)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._recorded_pixels = checkpoint_pixels(checkpoint)

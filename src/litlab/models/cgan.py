@@ -49,8 +49,8 @@ class ConditionalGAN(LitlabModule):
             samples_per_class=samples_per_class,
         )
         self.automatic_optimization = False
-        self.generator = build_net(plain(generator))
-        self.discriminator = build_net(plain(discriminator))
+        self.generator = build_net(plain(generator), "generator")
+        self.discriminator = build_net(plain(discriminator), "discriminator")
         self.latent_dim, self.num_classes = self.generator.latent_dim, self.generator.num_classes
         noise = torch.randn(
             self.num_classes * samples_per_class, self.latent_dim, generator=torch.Generator().manual_seed(0)

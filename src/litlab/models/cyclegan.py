@@ -195,7 +195,7 @@ class CycleGAN(LitlabModule):
 
         A mapping is built once per network; a module is used for the first and copied, re-initialised, for the second.
         """
-        g_ab = build_net(generator)
+        g_ab = build_net(generator, "generator")
         channels_a, channels_b = g_ab.in_channels, g_ab.out_channels
         modules = isinstance(generator, nn.Module) or isinstance(discriminator, nn.Module)
         if modules and channels_a != channels_b:
@@ -206,11 +206,11 @@ class CycleGAN(LitlabModule):
         if isinstance(generator, nn.Module):
             g_ba = fresh_copy(generator)
         else:
-            g_ba = build_net(with_settings(generator, in_channels=channels_b, out_channels=channels_a))
+            g_ba = build_net(with_settings(generator, in_channels=channels_b, out_channels=channels_a), "generator")
         if isinstance(discriminator, nn.Module):
             return g_ab, g_ba, discriminator, fresh_copy(discriminator)
-        d_a = build_net(with_settings(discriminator, in_channels=channels_a))
-        d_b = build_net(with_settings(discriminator, in_channels=channels_b))
+        d_a = build_net(with_settings(discriminator, in_channels=channels_a), "discriminator")
+        d_b = build_net(with_settings(discriminator, in_channels=channels_b), "discriminator")
         return g_ab, g_ba, d_a, d_b
 
     def setup(self, stage: str) -> None:

@@ -77,7 +77,7 @@ class DistillationModule(ImageClassifier):
         teacher: nn.Module | None = None
         if teacher_net is not None:
             # Rebuilding from a student checkpoint: the teacher's weights come with the state dict.
-            teacher = build_net(teacher_net)
+            teacher = build_net(teacher_net, "teacher_net")
         elif teacher_ckpt:
             teacher, teacher_net = load_teacher(teacher_ckpt)
         elif alpha > 0:

@@ -3,7 +3,7 @@
 Every run that wrote a `results.json` (the `run_results` callback, part of `callbacks=study`) is one row;
 its name comes from the overrides that differ between the runs (for a study, the experiment). Runs that
 differ only by their seed share a row: each metric as mean ± sample standard deviation over the seeds, and
-one confusion matrix summed over them.
+one confusion matrix summed over them. The folds of a k-fold cross-validation (`data.fold`) are pooled the same way.
 """
 
 import json
@@ -16,7 +16,16 @@ from omegaconf import OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from litlab.reports.seeds import SEED_KEY, format_mean_std, mean_std, run_names, run_overrides
+from litlab.reports.seeds import (
+    FOLD_KEY,
+    SEED_KEY,
+    TRIAL_KEY,
+    format_mean_std,
+    mean_std,
+    replicates,
+    run_names,
+    run_overrides,
+)
 
 COLUMNS = (
     ("model", None),
@@ -36,7 +45,8 @@ def _job_order(run_dir: Path) -> tuple[int, str]:
 
 
 def load_runs(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """The results of every run under `sweep_dir`, in job order, each with a `name` (seed left out), `seed`, `dir`."""
+    """The results of every run under `sweep_dir`, in job order, each with a `name` (seed and fold left out),
+    `seed`, `fold`, `dir`."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise FileNotFoundError(
@@ -48,7 +58,7 @@ def load_runs(sweep_dir: str | Path) -> list[dict[str, Any]]:
             f"No run under '{sweep_dir}' wrote a results.json: train with callbacks=study (the study experiments "
             "do) or add callbacks.run_results, and let the runs reach testing."
         )
-    names = run_names([run_overrides(run_dir) for run_dir in run_dirs], ignore=[SEED_KEY])
+    names = run_names([run_overrides(run_dir) for run_dir in run_dirs], ignore=[SEED_KEY, FOLD_KEY, TRIAL_KEY])
     runs = []
     for run_dir, name in zip(run_dirs, names, strict=True):
         results = json.loads((run_dir / "results.json").read_text())
@@ -60,6 +70,7 @@ def load_runs(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 **results,
                 "name": name or str(run_dir.relative_to(sweep_dir)),
                 "seed": config.get(SEED_KEY),
+                "fold": OmegaConf.select(config, FOLD_KEY),
                 "dir": run_dir,
                 "class_names": list(class_names) if class_names else None,
             }
@@ -86,7 +97,7 @@ def markdown_table(runs: list[dict[str, Any]]) -> str:
     recall, F1, epochs, time; over several seeds, mean ± standard deviation and the mean time."""
     lines = ["| " + " | ".join(title for title, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for name, group in _groups(runs).items():
-        label = name if len(group) == 1 else f"{name} ({len(group)} seeds)"
+        label = name if len(group) == 1 else f"{name} ({replicates([(run['seed'], run['fold']) for run in group])})"
         cells = [label, " / ".join(dict.fromkeys(f"{run['params_trainable']:,}" for run in group))]
         for _, key in COLUMNS[2:7]:
             values = [run["metrics"][key] for run in group if key in run.get("metrics", {})]
@@ -114,7 +125,7 @@ def confusion_matrices_figure(runs: list[dict[str, Any]]) -> Figure:
             val=matrix, ax=ax, add_text=len(matrix) <= 20, labels=group[0]["class_names"]
         )
         accuracies = [run["metrics"]["test/acc"] for run in group if "test/acc" in run.get("metrics", {})]
-        title = name if len(group) == 1 else f"{name}, {len(group)} seeds summed"
+        title = name if len(group) == 1 else f"{name}, {replicates([(r['seed'], r['fold']) for r in group])} summed"
         ax.set_title(title + (f"\naccuracy {format_mean_std(accuracies)}" if accuracies else ""), fontsize=10)
     fig.tight_layout()
     return fig

@@ -1,6 +1,7 @@
 """What a sweep leaves in its folder: best result, a table of all trials, plots and parameter importances."""
 
 import warnings
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ matplotlib.use("Agg")  # sweeps run on machines without a display
 
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
+from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 from optuna.visualization import matplotlib as optuna_plots  # noqa: E402
@@ -46,8 +48,19 @@ def param_importances(study: optuna.Study) -> dict[str, float]:
         return {}
 
 
-def best_result(study: optuna.Study) -> dict[str, Any]:
-    """The best trial (or the Pareto front) with the study's counts, as `optimization_results.yaml` holds it."""
+def plain_params(params: dict[str, Any], hydra_text: Collection[str] = ()) -> dict[str, Any]:
+    """A trial's parameters as values: those of `hydra_text` (a choice over lists or dicts, which Optuna keeps as
+    the override text, see litlab.search.params) parsed back by Hydra's own parser."""
+    parser = OverridesParser.create()
+    return {
+        name: parser.parse_override(f"{name}={value}").value() if name in hydra_text else value
+        for name, value in params.items()
+    }
+
+
+def best_result(study: optuna.Study, hydra_text: Collection[str] = ()) -> dict[str, Any]:
+    """The best trial (or the Pareto front) with the study's counts, as `optimization_results.yaml` holds it;
+    `hydra_text`: the parameters whose values are override text."""
     counts = {state.name.lower(): 0 for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
     for trial in study.get_trials(deepcopy=False):
         if trial.state.name.lower() in counts:
@@ -57,9 +70,11 @@ def best_result(study: optuna.Study) -> dict[str, Any]:
         return result
     if len(study.directions) == 1:
         best = study.best_trial
-        result.update(best_trial=best.number, best_params=best.params, best_value=best.value)
+        result.update(best_trial=best.number, best_params=plain_params(best.params, hydra_text), best_value=best.value)
     else:
-        result["solutions"] = [{"params": t.params, "values": t.values} for t in study.best_trials]
+        result["solutions"] = [
+            {"params": plain_params(t.params, hydra_text), "values": t.values} for t in study.best_trials
+        ]
     return result
 
 
@@ -74,12 +89,15 @@ def duration_seconds(trial: optuna.trial.FrozenTrial) -> float | None:
     return max(0.0, (end - trial.datetime_start).total_seconds())
 
 
-def write_reports(study: optuna.Study, out_dir: str | Path) -> dict[str, float]:
-    """Writes optimization_results.yaml, trials.csv and the plots into `out_dir`; returns the importances."""
+def write_reports(study: optuna.Study, out_dir: str | Path, hydra_text: Collection[str] = ()) -> dict[str, float]:
+    """Writes optimization_results.yaml, trials.csv and the plots into `out_dir`; returns the importances.
+
+    `hydra_text`: the parameters whose values are override text (choices over lists or dicts), written as values.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     importances = param_importances(study)
-    result = best_result(study)
+    result = best_result(study, hydra_text)
     if importances:
         result["param_importances"] = importances
         result["param_importances_evaluator"] = IMPORTANCE_EVALUATOR.__name__

@@ -10,6 +10,8 @@ overrides, the trial's parameters and an `optuna_trial` callback entry that tell
 number; its folder is named by the trial number. An exception inside a trial fails that trial, not the worker.
 A freshly sampled trial whose parameters another trial of the study holds is skipped, not run (see
 litlab.search.sampling); a worker on its command's machine stops when the command dies (litlab.search.watch).
+With `folds` (k-fold cross-validation), a trial is K such jobs, one per fold, in <trial>/fold_<i>, and its value
+is their mean; only the first fold reports to the trial, so the pruner compares every trial on the same fold.
 """
 
 import logging
@@ -58,6 +60,8 @@ WORKER_ATTR = "worker"
 # Parameter sets of a continuous (or conditional) space sampled in a row that the study already held, after
 # which a worker gives up sampling: the sampler has converged.
 MAX_REPEATS = 20
+# The trial attribute holding each fold's values under k-fold cross-validation (`folds`).
+FOLD_VALUES_ATTR = "fold_values"
 
 
 class TooManyFailures(RuntimeError):
@@ -86,6 +90,7 @@ class SweepPlan:
     custom_search_space_kwargs: dict[str, Any] = field(default_factory=dict)
     hydra_text: set[str] = field(default_factory=set)  # parameters whose values are override text (SearchSpace)
     command: str | None = None  # host:pid of the command, where its workers run on its machine: they watch it
+    folds: int | None = None  # k-fold cross-validation: each trial runs every fold and scores their mean
 
 
 @dataclass
@@ -133,6 +138,18 @@ def trial_outcome(ret: JobReturn, n_directions: int) -> tuple[TrialState, list[f
     if not all(math.isfinite(v) for v in values):
         return TrialState.FAIL, None, f"the run returned {values}: the objective is not finite (diverged?)"
     return TrialState.COMPLETE, values, ""
+
+
+def fold_outcome(
+    outcomes: list[tuple[TrialState, list[float] | None, str]],
+) -> tuple[TrialState, list[float] | None, str]:
+    """A trial's outcome from its folds' (run in order, the last one alone unfinished): the mean of each
+    objective over the folds, or the first fold that did not complete, named."""
+    state, _, reason = outcomes[-1]
+    if state != TrialState.COMPLETE:
+        return state, None, f"fold {len(outcomes) - 1}: {reason}"
+    values = [values for _, values, _ in outcomes]
+    return TrialState.COMPLETE, [math.fsum(column) / len(values) for column in zip(*values, strict=True)], ""
 
 
 def tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, values: list[float] | None) -> None:
@@ -319,7 +336,7 @@ class TrialWorker:
         )
         return ahead >= self.plan.n_trials
 
-    def _overrides(self, trial: optuna.Trial) -> list[str]:
+    def _overrides(self, trial: optuna.Trial, report: bool = True) -> list[str]:
         plan = self.plan
         overrides = list(plan.fixed_overrides)
         params = dict(trial.params)
@@ -347,7 +364,8 @@ class TrialWorker:
             "monitor": plan.monitor or self.config.get("optimized_metric"),
             "pruner": "${hydra:sweeper.pruner}",
         }
-        overrides.append(f"++callbacks.{CALLBACK_KEY}={quote(callback)}")
+        if report:
+            overrides.append(f"++callbacks.{CALLBACK_KEY}={quote(callback)}")
         overrides.append(f"hydra.sweep.dir={quote(plan.sweep_dir)}")
         return overrides
 
@@ -377,18 +395,20 @@ class TrialWorker:
                     log.info(f"Trial {trial.number} skipped: trial {repeated} has the same parameters ({shown})")
                     return None
                 log.info(f"Trial {trial.number}{f' (retry of {retried})' if retried is not None else ''}: {shown}")
-                config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-                with open_dict(config):
-                    config.hydra.job.id = f"{config.hydra.job.name}_{trial.number}"
-                    config.hydra.job.num = trial.number
-                ret = run_job(
-                    hydra_context=self.hydra_context,
-                    task_function=prunable(self.task_function),
-                    config=config,
-                    job_dir_key="hydra.sweep.dir",
-                    job_subdir_key="hydra.sweep.subdir",
-                )
-                state, values, reason = trial_outcome(ret, len(self.plan.directions))
+                if self.plan.folds is None:
+                    state, values, reason = self._job(trial, overrides)
+                else:
+                    # Folds after the first do not report: the pruner judges every trial on fold 0.
+                    silent = [*self._overrides(trial, report=False), *device_overrides]
+                    outcomes = []
+                    for fold in range(self.plan.folds):
+                        fold_overrides = [*(silent if fold else overrides), f"data.folds={self.plan.folds}"]
+                        fold_overrides.append(f"data.fold={fold}")
+                        outcomes.append(self._job(trial, fold_overrides, f"{trial.number}/fold_{fold}"))
+                        if outcomes[-1][0] != TrialState.COMPLETE:
+                            break
+                    trial.set_user_attr(FOLD_VALUES_ATTR, [values for _, values, _ in outcomes if values])
+                    state, values, reason = fold_outcome(outcomes)
             except (KeyboardInterrupt, SystemExit):
                 trial.set_user_attr(LOST_REASON, "interrupted (Ctrl-C)")
                 tell(study, trial, TrialState.FAIL, None)
@@ -414,3 +434,27 @@ class TrialWorker:
         tell(study, trial, state, values)
         self._running = None
         return state
+
+    def _job(
+        self, trial: optuna.Trial, overrides: list[str], subdir: str | None = None
+    ) -> tuple[TrialState, list[float] | None, str]:
+        """Runs one Hydra job of the trial, in the folder named by the trial number (or `subdir`)."""
+        from litlab.callbacks.optuna_trial import pruned_by_ranks, spawn_ranks  # Lightning: in the trial's process
+
+        config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        spawn_ranks(config)
+        with open_dict(config):
+            config.hydra.job.id = f"{config.hydra.job.name}_{trial.number}"
+            config.hydra.job.num = trial.number
+            if subdir is not None:
+                config.hydra.sweep.subdir = subdir
+        ret = run_job(
+            hydra_context=self.hydra_context,
+            task_function=prunable(self.task_function),
+            config=config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+        if (pruned := pruned_by_ranks(trial.storage, trial._trial_id)) is not None:
+            return TrialState.PRUNED, None, pruned  # DDP ranks stop together without raising
+        return trial_outcome(ret, len(self.plan.directions))

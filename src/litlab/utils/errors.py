@@ -2,9 +2,10 @@
 
 Hydra 1.4 prints a failed job's traceback (60 to 300 lines for an error raised inside Lightning) and
 writes it to the job's log file. A user who mistyped a setting needs the message, the key at fault and
-the fix, so a single run (`python train.py ...`) prints one sentence and exits 1; `HYDRA_FULL_ERROR=1`
-restores Hydra's full report. In a multirun the exception goes on to the sweeper, which records the
-trial as failed.
+the fix, so a single run (`python train.py ...`) prints one sentence and exits 1, and so does a grid
+multirun (`-m a=1,2`) whose job fails; `HYDRA_FULL_ERROR=1` restores Hydra's full report. Under litlab's
+Optuna sweeper the exception goes on to the sweeper, which records the trial as failed. What fails before
+a task starts (a run folder that cannot be made) gets its sentence from `OneSentenceErrors`, Hydra's callback.
 """
 
 import contextlib
@@ -12,11 +13,20 @@ import logging
 import os
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from litlab.utils.pylogger import log_to_files
+from litlab.whitelist import NetworkTargetError
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +86,11 @@ TRANSLATIONS: tuple[Callable[[BaseException], str | None], ...] = (_accelerator_
 
 def explain(err: BaseException) -> str:
     """One line for an exception: its class and message, the config key it came from, and a fix if known."""
+    refused = err.__cause__ if isinstance(err, InstantiationException) else err
+    if isinstance(refused, NetworkTargetError):
+        # a model refused a network setting of its own: the model's config key, then the model's argument
+        key = _config_key(err)
+        return refused.sentence(f"{key}.{refused.key}" if key else refused.key)
     if isinstance(err, InstantiationException) and err.__cause__ is not None:
         cause = explain(err.__cause__)
         target = _TARGET.search(str(err))
@@ -97,14 +112,30 @@ def _log_files() -> list[str]:
 
 def _log_to_files(err: BaseException) -> None:
     # The console handler must not repeat what the sentence says; the file keeps the whole story.
-    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, "Job failed", (), (type(err), err, err.__traceback__))
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler) and record.levelno >= handler.level:
-            handler.handle(record)
+    log_to_files(log, "Job failed", logging.ERROR, (type(err), err, err.__traceback__))
 
 
 def _single_run() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.RUN
+
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def _grid_job() -> bool:
+    """A job of Hydra's own sweeper (`-m a=1,2`), which ends the multirun with the first failed job's report.
+
+    litlab's Optuna sweeper gets a trial's exception as it is: it records the trial as failed and goes on.
+    """
+    return HydraConfig.initialized() and HydraConfig.get().sweeper.get("_target_") == BASIC_SWEEPER
+
+
+class JobFailedError(Exception):
+    """A failed job of a grid multirun, as its one sentence; the job's log file holds the traceback.
+
+    Hydra reports a multirun's failed job through `sys.excepthook`, which `OneSentenceErrors` makes print these
+    as their sentence alone.
+    """
 
 
 def sentence(err: BaseException) -> str:
@@ -116,16 +147,71 @@ def sentence(err: BaseException) -> str:
 
 @contextlib.contextmanager
 def report_errors() -> Iterator[None]:
-    """Around a task's body: a failing single run prints one sentence and exits with status 1.
+    """Around a task's body: a failing single run prints one sentence and exits with status 1; a failing job of a
+    grid multirun becomes a JobFailedError, which ends the multirun with that sentence.
 
     A context manager rather than a decorator, so that it adds no frame to a run's stack.
     """
     try:
         yield
     except Exception as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1" or not _single_run():
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or not (_single_run() or _grid_job()):
             raise
         _log_to_files(err)
+        if not _single_run():
+            raise JobFailedError(sentence(err)) from None
         sys.stdout.flush()
         print(sentence(err), file=sys.stderr, flush=True)
         raise SystemExit(1) from None
+
+
+def _sentence_for_failed_jobs(previous: Callable) -> Callable:
+    def excepthook(kind: type[BaseException], err: BaseException, tb: TracebackType | None) -> None:
+        if isinstance(err, JobFailedError):
+            print(err, file=sys.stderr, flush=True)
+        else:
+            previous(kind, err, tb)
+
+    excepthook.prints_job_sentences = True
+    return excepthook
+
+
+def _unwritable(folder: str) -> str | None:
+    """Why `folder` cannot be made (the OS's reason), None when it can."""
+    existing = Path(folder).expanduser().absolute()
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        # made and removed at once: `folder` itself may hold a time that Hydra reads again a second later
+        Path(tempfile.mkdtemp(dir=existing)).rmdir()
+    except OSError as err:
+        return f"{err.strerror or type(err).__name__} in {existing}"
+    return None
+
+
+class OneSentenceErrors(Callback):
+    """Hydra's callback for what fails outside a task, in one sentence each (configs/hydra/default.yaml).
+
+    A run or sweep folder that cannot be made ends the command before Hydra's traceback would; a failed job of a
+    grid multirun is reported by its sentence (JobFailedError) instead of its traceback.
+    """
+
+    def _check(self, config: DictConfig, key: str) -> None:
+        folder = OmegaConf.select(config, key)
+        why = _unwritable(str(folder)) if folder else None
+        if why:
+            print(
+                f"Cannot create the folder {folder} ({why}): point paths.log_dir (or {key}) at a folder you can "
+                "write to.",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(1)
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config, "hydra.sweep.dir")
+        if os.environ.get("HYDRA_FULL_ERROR") != "1" and not getattr(sys.excepthook, "prints_job_sentences", False):
+            sys.excepthook = _sentence_for_failed_jobs(sys.excepthook)

@@ -4,9 +4,10 @@ from typing import Any
 from lightning.fabric.utilities.logger import _convert_params, _flatten_dict, _sanitize_params
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning_utilities.core.rank_zero import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
+from litlab.masking import masked_container
 from litlab.utils.pylogger import RankedLogger
 
 log = RankedLogger(__name__)
@@ -34,9 +35,9 @@ def comparable_hparams(cfg: DictConfig, extra: Mapping[str, Any] | None = None) 
     The model (its network, optimizer and scheduler included), the data, the trainer's epochs and precision,
     the seed and what the run's callbacks add (`extra`: in an Optuna sweep, the trial's number and sampled
     parameters as `optuna/<name>`); callbacks, loggers, paths and worker counts stay in the run folder's
-    `.hydra/config.yaml`.
+    `.hydra/config.yaml`. Values from the environment show as their `${oc.env:NAME}` (`litlab.masking`).
     """
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config, _ = masked_container(cfg)
     hparams = {
         "model": _without(config.get("model"), MODEL_SKIPPED),
         "data": _without(config.get("data"), DATA_SKIPPED),

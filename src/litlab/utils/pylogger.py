@@ -1,5 +1,6 @@
 import logging
 from collections.abc import Mapping
+from types import TracebackType
 
 from lightning_utilities.core.rank_zero import rank_prefixed_message, rank_zero_only
 
@@ -20,3 +21,16 @@ class RankedLogger(logging.LoggerAdapter):
         if self.rank_zero_only and rank != 0:
             return
         self.logger.log(level, msg, *args, **kwargs)
+
+
+def log_to_files(
+    logger: logging.Logger,
+    message: str,
+    level: int = logging.INFO,
+    exc_info: tuple[type[BaseException], BaseException, TracebackType | None] | None = None,
+) -> None:
+    """Writes a record to the root logger's file handlers only (the run's log file), not to the terminal."""
+    record = logger.makeRecord(logger.name, level, "(file only)", 0, message, (), exc_info)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and record.levelno >= handler.level:
+            handler.handle(record)

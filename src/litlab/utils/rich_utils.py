@@ -1,8 +1,10 @@
+import io
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import rich
+import rich.console
 import rich.syntax
 import rich.tree
 from hydra.core.hydra_config import HydraConfig
@@ -10,7 +12,8 @@ from lightning_utilities.core.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.prompt import Prompt
 
-from litlab.utils.pylogger import RankedLogger
+from litlab.masking import environment_masked, public_names
+from litlab.utils.pylogger import RankedLogger, log_to_files
 
 log = RankedLogger(__name__)
 
@@ -21,17 +24,28 @@ def print_config_tree(
     print_order: Sequence[str] = ("data", "model", "callbacks", "logger", "trainer", "paths", "extras"),
     resolve: bool = False,
     save_to_file: bool = False,
+    to_terminal: bool = True,
 ) -> None:
-    """Prints the composed config as a rich tree, and saves it beside the run when asked."""
+    """Prints the composed config as a rich tree, on the terminal or (`to_terminal=False`) into the run's log file
+    only, and saves it beside the run when asked.
+
+    Values from the environment show as their `${oc.env:NAME}` (`litlab.masking`): the tree is for reading.
+    """
     tree = rich.tree.Tree("CONFIG", style="dim", guide_style="dim")
     queue = [field for field in print_order if field in cfg]
     queue += [field for field in cfg if field not in queue]
-    for field in queue:
-        branch = tree.add(field, style="dim", guide_style="dim")
-        content = cfg[field]
-        text = OmegaConf.to_yaml(content, resolve=resolve) if isinstance(content, DictConfig) else str(content)
-        branch.add(rich.syntax.Syntax(text, "yaml"))
-    rich.print(tree)
+    with environment_masked(public_names(cfg)):
+        for field in queue:
+            branch = tree.add(field, style="dim", guide_style="dim")
+            content = cfg[field]
+            text = OmegaConf.to_yaml(content, resolve=resolve) if isinstance(content, DictConfig) else str(content)
+            branch.add(rich.syntax.Syntax(text, "yaml"))
+    if to_terminal:
+        rich.print(tree)
+    else:
+        text = io.StringIO()
+        rich.console.Console(file=text, width=120, color_system=None).print(tree)
+        log_to_files(log.logger, "The composed config:\n" + text.getvalue().rstrip())
     if save_to_file:
         with open(Path(cfg.paths.output_dir, "config_tree.log"), "w") as file:
             rich.print(tree, file=file)

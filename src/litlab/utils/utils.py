@@ -20,7 +20,8 @@ log = RankedLogger(__name__)
 
 
 def extras(cfg: DictConfig) -> None:
-    """Applies the `extras` options before a task starts: silence warnings, require tags, print the config."""
+    """Applies the `extras` options before a task starts: silence warnings, require tags, print the config (on the
+    terminal, or with `print_config: log` into the run's log file and config_tree.log only)."""
     if not cfg.get("extras"):
         return
     if cfg.extras.get("ignore_warnings"):
@@ -29,7 +30,9 @@ def extras(cfg: DictConfig) -> None:
     if cfg.extras.get("enforce_tags"):
         enforce_tags(cfg, save_to_file=True)
     if cfg.extras.get("print_config"):
-        print_config_tree(cfg, resolve=True, save_to_file=True)
+        # `log`: only into the run's files, so that the terminal of eval.py and predict.py shows results and errors
+        to_terminal = cfg.extras.print_config != "log"
+        print_config_tree(cfg, resolve=True, save_to_file=True, to_terminal=to_terminal)
 
 
 @contextlib.contextmanager
