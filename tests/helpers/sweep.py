@@ -25,9 +25,9 @@ FAST_TRIAL = [
 ]
 
 
-def sweep_args(overrides: list[str], sweep_dir: Path) -> list[str]:
-    """The command line of a test sweep writing into `sweep_dir`."""
-    return ["-m", *FAST_TRIAL, f"hydra.sweep.dir={sweep_dir}", *overrides]
+def sweep_args(overrides: list[str], sweep_dir: Path | None) -> list[str]:
+    """The command line of a test sweep writing into `sweep_dir` (None: the folder the config names)."""
+    return ["-m", *FAST_TRIAL, *([f"hydra.sweep.dir={sweep_dir}"] if sweep_dir else []), *overrides]
 
 
 def run_sweep(overrides: list[str], sweep_dir: Path, monkeypatch) -> None:
@@ -38,7 +38,7 @@ def run_sweep(overrides: list[str], sweep_dir: Path, monkeypatch) -> None:
     GlobalHydra.instance().clear()
 
 
-def start_sweep(overrides: list[str], sweep_dir: Path, log_path: Path) -> subprocess.Popen:
+def start_sweep(overrides: list[str], sweep_dir: Path | None, log_path: Path) -> subprocess.Popen:
     """Starts `python train.py -m <overrides>` as a separate process, its output going to `log_path`."""
     env = {**os.environ, "PYTHONPATH": str(ROOT_DIR / "src")}
     return subprocess.Popen(

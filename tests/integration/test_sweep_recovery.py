@@ -178,12 +178,11 @@ def test_two_identical_commands_started_together_share_the_work_without_repeatin
         f"hydra.sweeper.storage={storage}",
         "hydra.sweeper.n_trials=6",
     ]
-    # each in a new folder under one parent, as the default hydra.sweep.dir makes them (litlab.folders)
-    new_folder = "${litlab.new_dir:${paths.log_dir}/sweeps}"
+    # each in the folder the default hydra.sweep.dir makes: a new one under logs/<task_name>/multiruns/
     sweeps = [
         start_sweep(
             [*command, "hydra.sweeper.study_name=shared", f"paths.log_dir={tmp_path / 'logs'}"],
-            new_folder,
+            None,
             tmp_path / f"{k}.log",
         )
         for k in range(2)
@@ -195,7 +194,7 @@ def test_two_identical_commands_started_together_share_the_work_without_repeatin
     assert len(evaluated) == 6 and len(set(evaluated)) == 6
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     assert len({t.user_attrs["worker"] for t in trials if counts(t)}) == 2  # both commands ran trials
-    folders = list((tmp_path / "logs" / "sweeps").iterdir())
+    folders = list((tmp_path / "logs" / "hparams_samplers_compare" / "multiruns").iterdir())
     assert len(folders) == 2 and all((f / "optimization_results.yaml").is_file() for f in folders)
 
     # a new study with the same seed starts as the shared one did

@@ -222,6 +222,8 @@ class TrialWorker:
                     ran[state.name] += 1
                     repeats = 0
                     continue
+                # Drawn alike by another sampler (two commands started together): this one draws on differently.
+                sampler.reseed_rng()
                 if size is not None:
                     # A discrete space: the next trial gets a set nobody evaluated (none left: the loop ends).
                     free = unevaluated_set(plan.distributions, study.get_trials(deepcopy=False), trial.number)
@@ -233,8 +235,6 @@ class TrialWorker:
                         "(has it converged?): this worker stops."
                     )
                     break
-                # Drawn alike by another sampler (two commands started together): this one draws on differently.
-                sampler.reseed_rng()
         return ran
 
     def _exhausted(self, study: optuna.Study, size: int) -> bool:
