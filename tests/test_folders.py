@@ -79,3 +79,17 @@ def test_the_configs_name_runs_and_sweeps_with_it_once_per_config(key, kind, tmp
     assert sorted(p.name for p in (tmp_path / "train" / kind).iterdir()) == sorted(
         p.rsplit("/", 1)[1] for p in (folder, OmegaConf.select(other, key))
     )
+
+
+def test_a_folder_that_cannot_be_made_is_named_not_made(tmp_path, no_slurm, monkeypatch):
+    """The failure is left to whoever uses the name (Hydra's callback says it in one sentence), not the config."""
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(folders.Path, "mkdir", refuse)
+    named = folders.new_dir(str(tmp_path / "read_only" / "runs"))
+    assert re.fullmatch(
+        rf"{re.escape(str(tmp_path))}/read_only/runs/\d{{4}}-\d\d-\d\d_\d\d-\d\d-\d\d_[0-9a-f]{{6}}", named
+    )
+    assert not (tmp_path / "read_only").exists()

@@ -41,20 +41,24 @@ def _suffix() -> str:
 def new_dir(parent: str) -> str:
     """Creates a new folder under `parent` named by the time and the SLURM ids or a random suffix; returns it.
 
-    A name that another process took first (`FileExistsError`) gets a further random suffix.
+    A name that another process took first (`FileExistsError`) gets a further random suffix. A folder that cannot
+    be made at all (a read-only or missing file system) is named but not made: the failure is reported by whoever
+    uses the name, in one sentence (`litlab.utils.errors.OneSentenceErrors`), not from inside the config.
     """
     parent_path = Path(parent)
-    parent_path.mkdir(parents=True, exist_ok=True)
     stem = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     job = slurm_id()
     name = f"{stem}_{job}" if job else f"{stem}_{_suffix()}"
     for _ in range(MAX_TRIES):
         folder = parent_path / name
         try:
+            parent_path.mkdir(parents=True, exist_ok=True)
             folder.mkdir()
         except FileExistsError:
             name = f"{stem}_{job}_{_suffix()}" if job else f"{stem}_{_suffix()}"
             continue
+        except OSError:
+            return str(folder)
         return str(folder)
     raise FileExistsError(
         f"Found no free folder name under {parent} after {MAX_TRIES} tries: name the folder yourself with "
