@@ -16,7 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 from litlab import CONFIG_DIR
-from litlab.cli import drop_null_groups
+from litlab.cli import drop_null_groups, refuse_missing_launcher
 from litlab.whitelist import EXECUTION_WHITELIST
 
 
@@ -30,4 +30,5 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     sys.argv[1:] = drop_null_groups(sys.argv[1:])  # `logger=null` turns a group off, as in lightning-hydra-template
+    refuse_missing_launcher(sys.argv[1:])  # `hydra/launcher=ray` without its plugin: which pip package
     main()

@@ -1,4 +1,4 @@
-"""The command line: `group=null` on any entry file, and the console scripts.
+"""The command line: `group=null` on any entry file, a missing launcher plugin named, and the console scripts.
 
 Console scripts: `litlab-train`, `litlab-eval`, `litlab-predict` and `litlab-export` run the entry files: those
 of the repository root in a checkout, their copies inside the package (`litlab/entry`) when litlab is installed
@@ -11,6 +11,7 @@ their runs alike. Hydra's completion completes an installed command by its name:
 """
 
 import re
+import sys
 
 from litlab import CONFIG_DIR, ENTRY_DIR
 
@@ -31,6 +32,16 @@ def drop_null_groups(arguments: list[str]) -> list[str]:
             argument = f"~{match['group']}"
         rewritten.append(argument)
     return rewritten
+
+
+def refuse_missing_launcher(arguments: list[str]) -> None:
+    """Ends the command with one sentence when `hydra/launcher=NAME` names a launcher plugin of Hydra's that is
+    not installed, with the command that installs it (Hydra itself would only say it cannot find the config)."""
+    from hydra_plugins.litlab_optuna_sweeper.launchers import missing_launcher_choice
+
+    if missing := missing_launcher_choice(arguments, CONFIG_DIR):
+        print(missing, file=sys.stderr)
+        raise SystemExit(1)
 
 
 def _run(entry_file: str) -> None:

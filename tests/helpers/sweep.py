@@ -25,9 +25,9 @@ FAST_TRIAL = [
 ]
 
 
-def sweep_args(overrides: list[str], sweep_dir: Path) -> list[str]:
-    """The command line of a test sweep writing into `sweep_dir`."""
-    return ["-m", *FAST_TRIAL, f"hydra.sweep.dir={sweep_dir}", *overrides]
+def sweep_args(overrides: list[str], sweep_dir: Path | None) -> list[str]:
+    """The command line of a test sweep writing into `sweep_dir` (None: the folder the config names)."""
+    return ["-m", *FAST_TRIAL, *([f"hydra.sweep.dir={sweep_dir}"] if sweep_dir else []), *overrides]
 
 
 def run_sweep(overrides: list[str], sweep_dir: Path, monkeypatch) -> None:
@@ -38,7 +38,7 @@ def run_sweep(overrides: list[str], sweep_dir: Path, monkeypatch) -> None:
     GlobalHydra.instance().clear()
 
 
-def start_sweep(overrides: list[str], sweep_dir: Path, log_path: Path) -> subprocess.Popen:
+def start_sweep(overrides: list[str], sweep_dir: Path | None, log_path: Path) -> subprocess.Popen:
     """Starts `python train.py -m <overrides>` as a separate process, its output going to `log_path`."""
     env = {**os.environ, "PYTHONPATH": str(ROOT_DIR / "src")}
     return subprocess.Popen(
@@ -57,6 +57,31 @@ def trials_by_state(storage: str, study_name: str) -> dict[str, list[optuna.tria
     for trial in study.get_trials(deepcopy=False):
         grouped.setdefault(trial.state.name, []).append(trial)
     return grouped
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes `pid` started, and theirs, as /proc shows them now (Linux)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue  # ended meanwhile
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def running_pids(pids: list[int]) -> list[int]:
+    """Those of `pids` still running (a zombie is not)."""
+    from litlab.search.watch import process_alive
+
+    return [pid for pid in pids if process_alive(pid)]
 
 
 def wait_for(condition, timeout: float, process=None) -> None:

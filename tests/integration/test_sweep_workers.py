@@ -306,10 +306,13 @@ def test_three_workers_on_one_postgresql_study(postgres_url, tmp_path, monkeypat
         monkeypatch,
     )
     trials = optuna.load_study(study_name="postgres", storage=postgres_url).get_trials()
-    assert sorted(t.number for t in trials) == list(range(6))
-    assert {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
-    assert all(t.state.name == "PRUNED" for t in trials if t.params["model.optimizer.lr"] < 1e-4)
-    assert len({t.user_attrs["worker"] for t in trials}) >= 2  # several worker processes at once
+    finished = [t for t in trials if counts(t)]
+    # the space's 6 parameter sets, each run once: a random draw of a set already run is skipped, not run
+    assert len(finished) == 6 == len({tuple(sorted(t.params.items())) for t in finished})
+    assert {t.state.name for t in finished} <= {"COMPLETE", "PRUNED"}
+    assert all(t.user_attrs[LOST_REASON].startswith("skipped: ") for t in trials if not counts(t))
+    assert all(t.state.name == "PRUNED" for t in finished if t.params["model.optimizer.lr"] < 1e-4)
+    assert len({t.user_attrs["worker"] for t in finished}) >= 2  # several worker processes at once
 
 
 # --- the worker loop at unit level: a tiny task (no training), a journal study, Hydra composing each trial ---
@@ -572,14 +575,18 @@ def first_draw(sampler: optuna.samplers.BaseSampler) -> float:
     return optuna.create_study(sampler=sampler).ask({"x": SPACE["x"]}).params["x"]
 
 
-def test_worker_sampler_is_seeded_by_its_index():
+def test_worker_sampler_seed_is_its_own_per_command_and_worker():
     config = {
         "seed": 7,
         "hydra": {"sweeper": {"sampler": {"_target_": "optuna.samplers.RandomSampler", "seed": "${seed}"}}},
     }
-    worker = bare_worker(config)
-    assert first_draw(worker._sampler(2)) == first_draw(optuna.samplers.RandomSampler(seed=9))
-    assert first_draw(worker._sampler(0)) == first_draw(optuna.samplers.RandomSampler(seed=7))
+    # the first worker of a command on a new study keeps the configured seed: its first trials are reproduced
+    assert first_draw(bare_worker(config, first_number=0)._sampler(0)) == first_draw(optuna.samplers.RandomSampler(7))
+    # every other worker, and every worker of a command that found trials in the study, draws on its own
+    draws = [first_draw(bare_worker(config, first_number=n)._sampler(k)) for n in (0, 3, 4) for k in (0, 1, 5)]
+    assert len(set(draws)) == len(draws)
+    # and the same each time
+    assert first_draw(bare_worker(config, first_number=3)._sampler(1)) == draws[4]
     unseeded = bare_worker(
         {"hydra": {"sweeper": {"sampler": {"_target_": "optuna.samplers.RandomSampler", "seed": None}}}}
     )
@@ -941,15 +948,16 @@ def test_worker_choices_over_lists_and_dicts_reach_the_trial_as_lists_and_dicts(
     )
     study = tiny.study()
     tiny.run(worker)
-    params = [t.params for t in study.trials]
+    # every point once: a random draw of a point already run is skipped, not run
+    params = [t.params for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(params) == 8
     assert seen == [(CHOSEN[p["layers"]], CHOSEN[p["net"]], p["label"]) for p in params]
-    if grid:  # every point of the grid once
-        assert sorted(map(str, seen)) == sorted(
-            str((layers, net, label))
-            for layers in ([8, 16], [16, 32])
-            for net in ({"depth": 2, "widths": [4]}, {"depth": 3, "widths": [4, 8]})
-            for label in ("[8,16]", "plain")
-        )
+    assert sorted(map(str, seen)) == sorted(
+        str((layers, net, label))
+        for layers in ([8, 16], [16, 32])
+        for net in ({"depth": 2, "widths": [4]}, {"depth": 3, "widths": [4, 8]})
+        for label in ("[8,16]", "plain")
+    )
 
 
 def test_worker_multi_objective_trials_tell_every_value(tiny):
@@ -1076,3 +1084,36 @@ def test_worker_drops_the_trial_it_got_after_another_worker_made_up_n_trials(tin
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "FAIL"]
     assert trials[2].user_attrs[LOST_REASON] == "not run: the study reached n_trials meanwhile"
     assert tiny.sleeps == [5.0]
+
+
+def test_worker_skips_a_sampled_trial_whose_parameters_another_trial_holds(tiny, caplog):
+    study = tiny.study()
+    worker = tiny.worker(n_trials=2)
+    # an earlier command ran the very parameters this worker's sampler draws first
+    first = optuna.create_study(sampler=worker._sampler(0)).ask(SPACE).params
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5, params=first, distributions=SPACE))
+    caplog.set_level("INFO", logger="litlab.search.worker")
+    ran = tiny.run(worker)
+    trials = study.get_trials()
+    assert [t.state.name for t in trials[:2]] == ["COMPLETE", "FAIL"] and len(trials) == 3
+    assert trials[1].params == first and trials[1].user_attrs[LOST_REASON] == (
+        "skipped: trial 0 has the same parameters"
+    )
+    assert not counts(trials[1]) and trials[2].params != first
+    # the repeat never ran; the next draw did, and made up the study's 2 trials
+    assert [s["num"] for s in tiny.seen] == [2] and sum(ran.values()) == 1
+    assert any(m.startswith("Trial 1 skipped: trial 0 has the same parameters (x=") for m in caplog.messages)
+
+
+def test_worker_in_a_discrete_space_runs_a_free_set_for_a_repeat_and_stops_when_all_ran(tiny):
+    space = {"mode": CategoricalDistribution(["ok", "prune"]), "x": CategoricalDistribution([0.25, 0.5])}
+    study = tiny.study()
+    for params in ({"mode": "ok", "x": 0.25}, {"mode": "prune", "x": 0.5}):
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5, params=params, distributions=space))
+    tiny.run(tiny.worker(n_trials=10, distributions=space))
+    ran = [(s["x"], s["num"]) for s in tiny.seen]
+    evaluated = [tuple(sorted(t.params.items())) for t in study.get_trials() if counts(t)]
+    # each of the 4 sets once, though the target of 10 is out of reach, and every repeat followed by a free set
+    assert len(evaluated) == 4 == len(set(evaluated)) and len(ran) == 2
+    skipped = [t for t in study.get_trials() if LOST_REASON in t.user_attrs]
+    assert all(t.user_attrs[LOST_REASON].startswith("skipped: trial ") for t in skipped) and len(skipped) <= 2

@@ -15,6 +15,7 @@ import threading
 import time
 import types
 import warnings
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -32,6 +33,7 @@ from litlab.search.storage import (
     FAIL_REASON,
     HEARTBEAT_ATTR,
     JOURNAL_NAME,
+    LAST_HEARTBEAT,
     LOST_REASON,
     Liveness,
     build_storage,
@@ -145,9 +147,14 @@ def test_sweep_processes_share_one_postgresql_and_journal_study(storage_spec, tm
 
     trials = trials_by_state(open_storage(storage_spec), "shared")
     finished = trials.get("COMPLETE", []) + trials.get("PRUNED", [])
-    # every trial finished (none left running or failed), each under its own number
-    assert set(trials) <= {"COMPLETE", "PRUNED"} and len(finished) >= 2
-    assert sorted(t.number for t in finished) == list(range(len(finished)))
+    # every trial finished (none left running), each under its own number; never run: a draw of parameters
+    # another command ran, and a trial asked for as another command made up the target
+    assert set(trials) <= {"COMPLETE", "PRUNED", "FAIL"} and len(finished) >= 2
+    never_run = ("skipped: ", "not run: the study reached n_trials meanwhile")
+    assert all(t.user_attrs[LOST_REASON].startswith(never_run) for t in trials.get("FAIL", []))
+    numbers = sorted(t.number for ts in trials.values() for t in ts)
+    assert numbers == list(range(len(numbers)))
+    assert len({tuple(sorted(t.params.items())) for t in finished}) == len(finished)
     # and each ran as its own job, in its own folder
     runs = [p for p in (tmp_path / "sweep").iterdir() if p.is_dir() and (p / ".hydra").is_dir()]
     assert len(runs) >= len(finished)
@@ -476,12 +483,19 @@ def test_a_lost_journal_trial_is_queued_again_as_often_as_retry_failed_allows(tm
     storage = journal(tmp_path)
     study = open_study(storage, "s", ["minimize"])
     liveness = Liveness(heartbeat_interval=1, grace_period=2, retry_failed=1)
-    first = running_trial(study, clock[0] - 100)
-    fail_stale_trials(study, storage, liveness)
+    first = running_trial(study, clock[0] - 100, beat=clock[0] - 40)
+    assert fail_stale_trials(study, storage, liveness) == [first]
     assert states(study) == ["FAIL", "WAITING"]
-    retry = study.get_trials()[1]
+    lost, retry = study.get_trials()
+    # the lost trial says why and since when (where its duration ends in trials.csv); its retry starts afresh
+    last = datetime.fromtimestamp(clock[0] - 40)
+    assert lost.user_attrs[LOST_REASON] == (
+        f"lost: no heartbeat from h:1 since {last:%H:%M:%S} (grace period 2 s); its process was killed, ran out of "
+        "memory or lost its machine"
+    )
+    assert lost.user_attrs[LAST_HEARTBEAT] == last.isoformat(timespec="seconds") and not counts(lost)
     assert retry.params == {"x": 0.5} and retry.system_attrs["failed_trial"] == first
-    assert retry.user_attrs == {"worker": "h:1"}
+    assert retry.user_attrs == {"worker": "h:1"} and HEARTBEAT_ATTR not in retry.system_attrs
     assert study.ask(SPACE).params == {"x": 0.5}  # the next ask runs it
     clock[0] += 100  # ... and its worker dies too: the one retry is spent
     fail_stale_trials(study, storage, liveness)
@@ -557,16 +571,18 @@ def test_the_heartbeat_beats_at_once_then_every_interval_until_the_block_ends(tm
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # a study.ask outside optimize
-def test_a_heartbeat_on_a_database_is_optunas(sqlite_db, tmp_path):
+def test_a_heartbeat_on_a_database_is_optunas_and_its_time_stays_with_the_trial(sqlite_db, tmp_path):
     db = sqlite_db
     storage = build_storage(sqlite_url(db), tmp_path, Liveness(heartbeat_interval=1))
     study = open_study(storage, "s", ["minimize"])
     trial = study.ask(SPACE)
+    before = time.time()
     with heartbeat(storage, trial._trial_id, 60):
         with sqlite3.connect(db) as connection:
             rows = connection.execute("SELECT trial_id FROM trial_heartbeats").fetchall()
         assert rows == [(trial._trial_id,)]
-    assert HEARTBEAT_ATTR not in study.get_trials()[0].system_attrs
+    # judged by Optuna's table; the time of the last beat is where a lost trial's duration ends
+    assert before <= study.get_trials()[0].system_attrs[HEARTBEAT_ATTR] <= time.time()
 
 
 def test_the_heartbeat_of_a_trial_failed_meanwhile_stops_quietly(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 import logging
 import math
 import signal
+import time
 from types import SimpleNamespace
 
 import optuna
@@ -21,7 +22,8 @@ from optuna.trial import TrialState
 
 from hydra_plugins.litlab_optuna_sweeper import sweeper as sweeper_module
 from hydra_plugins.litlab_optuna_sweeper.config import LitlabOptunaSweeperConf
-from hydra_plugins.litlab_optuna_sweeper.sweeper import BASIC_LAUNCHER, LitlabOptunaSweeper, installed, launcher_package
+from hydra_plugins.litlab_optuna_sweeper.launchers import installed, launcher_package
+from hydra_plugins.litlab_optuna_sweeper.sweeper import BASIC_LAUNCHER, LitlabOptunaSweeper
 from litlab.callbacks.optuna_trial import OptunaTrialCallback
 from litlab.search.conditional import cnn_layers
 from litlab.search.directions import StudyDirectionError, check_directions
@@ -738,6 +740,81 @@ def test_sweeper_interrupted_still_writes_its_reports(tmp_path, monkeypatch, cap
     assert yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())["trials"]["complete"] == 2
 
 
+class Workers:
+    """Worker jobs launched one by one (as litlab.search.pool launches joblib's and submitit's): each job number
+    in `dies` dies at once; any other runs `trials` trials of the plan on the shared study and returns."""
+
+    def __init__(self, sweeper, dies=(), trials=1) -> None:
+        self.sweeper, self.dies, self.trials, self.launched = sweeper, set(dies), trials, []
+
+    def __call__(self, overrides, index):
+        self.launched.append(index)
+        if index in self.dies:
+            raise RuntimeError(f"worker process {index} was killed\n(more lines)")
+        plan = self.sweeper.worker.plan
+        study = optuna.load_study(study_name=plan.study_name, storage=self.sweeper.storage())
+        for _ in range(self.trials):
+            trial = study.ask(plan.distributions)
+            tell(study, trial, TrialState.COMPLETE, [1.0])
+        return job_return(JobStatus.COMPLETED, {"COMPLETE": self.trials})
+
+
+def pooled_sweeper(tmp_path, monkeypatch, workers, **settings):
+    sweeper = scripted_sweeper(tmp_path, monkeypatch, params={"x": "interval(0, 1)"}, **settings)
+    workers.sweeper = sweeper
+    monkeypatch.setattr("litlab.search.pool.one_by_one", lambda launcher: workers)
+    return sweeper
+
+
+def test_sweeper_replaces_a_lost_worker_and_says_so_last(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    workers = Workers(None, dies={0}, trials=2)
+    sweeper = pooled_sweeper(tmp_path, monkeypatch, workers, n_jobs=2, n_trials=4)
+    sweeper.sweep([])
+    # worker 0 died at once; worker 1 went on, and worker 2 took worker 0's place
+    assert sorted(workers.launched) == [0, 1, 2]
+    assert "Worker 0 was lost: RuntimeError: worker process 0 was killed" in caplog.messages
+    assert "Worker 2 replaces it (1 of 2)." in caplog.messages
+    results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert results["trials"]["complete"] == 4
+    assert caplog.messages[-1] == "1 of 3 workers lost (1 replacement started)."
+
+
+def test_sweeper_whose_workers_are_all_lost_stops_with_its_report(tmp_path, monkeypatch, caplog):
+    workers = Workers(None, dies={0, 1, 2, 3})
+    sweeper = pooled_sweeper(tmp_path, monkeypatch, workers, n_jobs=2, n_trials=4, max_replacements=1)
+    with pytest.raises(SweepError) as raised:
+        sweeper.sweep([])
+    assert str(raised.value) == (
+        "The sweep stopped with its study unfinished: 3 of 3 workers were lost and 1 of "
+        "hydra.sweeper.max_replacements=1 replacements were started; rerun the command to continue the study (a "
+        "lost trial is retried as hydra.sweeper.retry_failed allows)."
+    )
+    # the one replacement took the place of whichever worker was lost first, on its slot
+    assert sorted(workers.launched) in ([0, 1, 2], [0, 1, 3])
+    assert (tmp_path / "sweep" / "optimization_results.yaml").is_file()
+
+
+def test_sweeper_replaces_no_worker_once_its_study_is_done(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    workers = Workers(None, dies={1}, trials=3)
+    sweeper = pooled_sweeper(tmp_path, monkeypatch, workers, n_jobs=2, n_trials=3)
+    original = workers.__call__
+
+    def worker_0_first(overrides, index):
+        if index == 1:
+            while not (tmp_path / "sweep" / "done").exists():  # dies once worker 0 has made up the study
+                time.sleep(0.01)
+        ret = original(overrides, index)
+        (tmp_path / "sweep" / "done").touch()
+        return ret
+
+    monkeypatch.setattr("litlab.search.pool.one_by_one", lambda launcher: worker_0_first)
+    sweeper.sweep([])
+    assert sorted(workers.launched) == [0, 1]
+    assert caplog.messages[-1] == "1 of 2 workers lost (0 replacements started)."
+
+
 def test_sweeper_refuses_a_stored_study_of_another_direction(tmp_path, monkeypatch):
     sweeper = scripted_sweeper(tmp_path, monkeypatch, direction="minimize", params={"x": "choice(1, 2)"})
     optuna.create_study(study_name="unit", storage=sweeper.storage(), direction="maximize")
@@ -785,6 +862,16 @@ def hparams_of_run(run_dir) -> dict:
     content = event_accumulator(run_dir).SummaryMetadata("_hparams_/session_start_info").plugin_data.content
     info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     return {name: getattr(value, value.WhichOneof("kind")) for name, value in info.hparams.items()}
+
+
+def hparams_columns(run_dir) -> tuple[list[str], list[str]]:
+    """The columns of the HParams tab over a run, in TensorBoard's own order: hyperparameters, then metrics."""
+    from tensorboard.plugins.hparams import backend_context, plugin_data_pb2
+
+    content = event_accumulator(run_dir).SummaryMetadata("_hparams_/experiment").plugin_data.content
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content).experiment
+    backend_context._sort_and_reduce_to_hparams_limit(experiment)
+    return [info.name for info in experiment.hparam_infos], [info.name.tag for info in experiment.metric_infos]
 
 
 def logged_scalar(run_dir, tag: str) -> float:
@@ -877,6 +964,11 @@ def test_sweep_prunes_fails_crashes_goes_on_and_reports(tmp_path, monkeypatch):
     hparams = hparams_of_run(tmp_path / str(best) / "tensorboard")
     assert hparams["optuna/trial"] == best
     assert hparams["optuna/model.optimizer.lr"] == pytest.approx(0.003)
+    # the HParams tab leads with what the sweep searched and the metric it optimised, then the shared settings
+    columns, metrics = hparams_columns(tmp_path / str(best) / "tensorboard")
+    searched = ["optuna/model.net.activation", "optuna/model.optimizer.lr", "optuna/trial"]
+    assert columns[:3] == searched and len(columns) > 20 and "data/batch_size" in columns[3:]
+    assert metrics[0] == "val/acc_best"
 
 
 def test_a_sweep_parameter_out_of_range_is_named(tmp_path, monkeypatch, capsys):
@@ -1006,6 +1098,9 @@ def test_stopped_sweep_keeps_finished_trials_and_resumes(stop, tmp_path, monkeyp
     run_sweep(command, tmp_path / "second", monkeypatch)
     after = trials_by_state(storage, "resume")
     assert "RUNNING" not in after
+    # the rerun drew on where the first command left off: no parameter set ran twice (a retry runs its lost trial's)
+    ran = [tuple(sorted(t.params.items())) for t in after["COMPLETE"]]
+    assert len(set(ran)) == len(ran) == 5
     kept = {t.number: (t.params, t.value) for t in after["COMPLETE"] if t.number in before}
     assert kept == before
     assert len(after["COMPLETE"]) == 5 and min(t.number for t in after["COMPLETE"] if t.number not in before) > max(
@@ -1037,11 +1132,14 @@ def test_two_processes_share_one_study(tmp_path):
     for process in processes:
         assert process.wait(timeout=900) == 0, (tmp_path / "a.log").read_text()[-3000:]
     trials = trials_by_state(storage, "shared")
-    assert set(trials) == {"COMPLETE"}
-    # the study's target of 6, none run twice, shared by both commands
-    assert sorted(t.number for t in trials["COMPLETE"]) == list(range(6))
+    # the study's target of 6, none run twice, shared by both commands; a draw of the other command's parameters
+    # (their seeds' sequences share some) is skipped, not run
+    assert set(trials) <= {"COMPLETE", "FAIL"} and len(trials["COMPLETE"]) == 6
+    never_run = ("skipped: ", "not run: the study reached n_trials meanwhile")
+    assert all(t.user_attrs["lost_reason"].startswith(never_run) for t in trials.get("FAIL", []))
+    assert len({tuple(sorted(t.params.items())) for t in trials["COMPLETE"]}) == 6
     assert len({t.user_attrs["worker"] for t in trials["COMPLETE"]}) == 2
-    assert {p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()} >= {str(n) for n in range(6)}
+    assert {p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir()} >= {str(t.number) for t in trials["COMPLETE"]}
 
 
 @pytest.mark.slow

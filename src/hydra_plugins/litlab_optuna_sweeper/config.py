@@ -13,7 +13,10 @@ class LitlabOptunaSweeperConf(OptunaSweeperConf):
 
     n_trials: the study's target of finished trials (complete, pruned, or failed by a crash or a NaN); a rerun
         of the same command continues to it. null: no cap, stop on `timeout` or an exhausted grid.
-    n_jobs: worker jobs launched at once through hydra/launcher; each runs trials one after another.
+    n_jobs: worker jobs launched at once through hydra/launcher; each runs trials one after another. A worker
+        whose job dies (killed, out of memory, preempted) is lost alone: the others go on.
+    max_replacements: how many lost workers are replaced by new worker jobs, over the whole command (null: n_jobs),
+        with joblib, submitit_local and submitit_slurm; the command ends when the study is done.
     storage: a database URL (`sqlite:///logs/optuna.db`, `${oc.env:LITLAB_STORAGE}`), or an `optuna.storages.*`
         `_target_` mapping such as a JournalStorage; null: a journal file in the sweep folder.
     pruner: any `optuna.pruners.*` as a `_target_` mapping; null never prunes. Each trial reports
@@ -40,6 +43,7 @@ class LitlabOptunaSweeperConf(OptunaSweeperConf):
     grace_period: int | None = None
     retry_failed: int = 0
     threads_per_worker: int | None = None
+    max_replacements: int | None = None
     custom_search_space_kwargs: dict[str, Any] | None = None
     folds: int | None = None
 

@@ -2,13 +2,13 @@
 
 The sweeper opens the study, then launches its workers once (litlab.search.worker); each asks the shared
 storage for a trial, runs it as a Hydra job, tells the result and asks again, until the study holds
-`n_trials` finished trials or `timeout` passes. No batch barrier: a pruned trial frees its worker at once.
+`n_trials` finished trials or `timeout` passes. No batch barrier: a pruned trial frees its worker at once,
+and a worker whose job dies is one lost worker, replaced while the study needs it (litlab.search.pool).
 It relies on hydra-optuna-sweeper's public config only; the search space is parsed here with Hydra's
 override parser. Hydra imports this module at every start-up (`--help` included), so torch, Lightning
-and litlab are imported inside the methods that run a sweep, not here.
+and most of litlab are imported inside the methods that run a sweep, not here.
 """
 
-import importlib.util
 import logging
 import math
 import time
@@ -18,29 +18,16 @@ from typing import Any
 
 from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
-from hydra.errors import CompactHydraException, InstantiationException
+from hydra.errors import CompactHydraException
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.litlab_optuna_sweeper.launchers import installed, missing_launcher, slurm_missing
+
 log = logging.getLogger(__name__)
 
 BASIC_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
-
-
-def launcher_package(target: str) -> str:
-    """The pip package of a launcher class (`hydra_plugins.hydra_X_launcher...` is on PyPI as `hydra-X-launcher`)."""
-    parts = target.split(".")
-    if len(parts) > 1 and parts[0] == "hydra_plugins":
-        return parts[1].replace("_", "-")
-    return parts[0]
-
-
-def installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ImportError:  # its parent package is missing
-        return False
 
 
 class LitlabOptunaSweeper(Sweeper):
@@ -64,6 +51,7 @@ class LitlabOptunaSweeper(Sweeper):
         grace_period: int | None = None,
         retry_failed: int = 0,
         threads_per_worker: int | None = None,
+        max_replacements: int | None = None,
         custom_search_space_kwargs: DictConfig | None = None,
         folds: int | None = None,
     ) -> None:
@@ -84,6 +72,7 @@ class LitlabOptunaSweeper(Sweeper):
                 threads_per_worker is None or threads_per_worker >= 1,
                 "a positive number or null",
             ),
+            "max_replacements": (max_replacements, max_replacements is None or max_replacements >= 0, "0 or more"),
             "folds": (folds, folds is None or (isinstance(folds, int) and folds >= 2), "null or 2 or more"),
         }
         for name, (value, ok, expected) in checks.items():
@@ -105,6 +94,7 @@ class LitlabOptunaSweeper(Sweeper):
         self.grace_period = grace_period
         self.retry_failed = retry_failed
         self.threads_per_worker = threads_per_worker
+        self.max_replacements = n_jobs if max_replacements is None else max_replacements
         self.folds = folds
         self.config: DictConfig | None = None
 
@@ -114,19 +104,15 @@ class LitlabOptunaSweeper(Sweeper):
 
         self.config = config
         self.hydra_context = hydra_context
+        target = str(config.hydra.launcher.get("_target_"))
+        if not installed(target.rsplit(".", 1)[0]):
+            raise SweepError(missing_launcher(target)) from None
+        if target.endswith(".SlurmLauncher") and (missing := slurm_missing()):
+            raise SweepError(missing) from None
         self.worker = TrialWorker(task_function, hydra_context, config)
-        try:
-            self.launcher = Plugins.instance().instantiate_launcher(
-                config=config, hydra_context=hydra_context, task_function=self.worker
-            )
-        except (ImportError, InstantiationException, RuntimeError):
-            target = str(config.hydra.launcher.get("_target_"))
-            if installed(target.rsplit(".", 1)[0]):
-                raise
-            raise SweepError(
-                f"The launcher {target} is not installed: `pip install '{launcher_package(target)}>=1.4.0rc3,<1.5'`, "
-                "or choose an installed one (hydra/launcher=basic, joblib, submitit_local or submitit_slurm)."
-            ) from None
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=self.worker
+        )
 
     def _directions(self) -> list[str]:
         directions = (
@@ -140,7 +126,9 @@ class LitlabOptunaSweeper(Sweeper):
         from litlab.search.directions import check_directions
         from litlab.search.errors import SweepError
         from litlab.search.params import grid_choices, parse_search_space, quote
-        from litlab.search.storage import Liveness, build_storage, open_study, storage_label
+        from litlab.search.pool import WorkerPool, one_by_one, runs_here
+        from litlab.search.storage import Liveness, build_storage, fail_stale_trials, open_study, storage_label
+        from litlab.search.watch import this_process
         from litlab.search.worker import SweepPlan, TooManyFailures
 
         assert self.config is not None
@@ -174,6 +162,7 @@ class LitlabOptunaSweeper(Sweeper):
             f"{sweeper_cfg.sampler.get('_target_')}, pruner {(sweeper_cfg.get('pruner') or {}).get('_target_')}, "
             f"directions {directions}, timeout {self.timeout} s"
         )
+        launch_one = one_by_one(self.launcher)
         self.worker.plan = SweepPlan(
             study_name=study.study_name,
             directions=directions,
@@ -193,25 +182,80 @@ class LitlabOptunaSweeper(Sweeper):
             custom_search_space=self.custom_search_space,
             custom_search_space_kwargs=self.custom_search_space_kwargs,
             hydra_text=space.hydra_text,
+            command=this_process() if runs_here(self.launcher) else None,
         )
-        # Workers' folders sit beside the trials' (named by trial number) without colliding with them.
-        workers = [
-            [*space.fixed, f"hydra.sweep.dir={quote(sweep_dir)}", f"hydra.sweep.subdir=workers/{k}"]
-            for k in range(self.n_jobs)
-        ]
+
+        def worker_overrides(k: int) -> list[str]:
+            # Workers' folders sit beside the trials' (named by trial number) without colliding with them.
+            return [*space.fixed, f"hydra.sweep.dir={quote(sweep_dir)}", f"hydra.sweep.subdir=workers/{k}"]
+
         start = time.monotonic()
+        pool = None
         try:
-            returns = self.launcher.launch(workers, initial_job_idx=0)
+            if launch_one is None:
+                outcome = self._launch_together([worker_overrides(k) for k in range(self.n_jobs)])
+            else:
+                pool = WorkerPool(
+                    launch_one, worker_overrides, self.n_jobs, self.max_replacements, lambda: self._unfinished(study)
+                )
+                outcome = pool.run()
         except (KeyboardInterrupt, SystemExit):
-            # Ctrl-C: the finished trials are stored already, the interrupted one was closed by its worker.
+            # Ctrl-C: the finished trials are stored already, the interrupted ones closed by their workers.
+            if pool is not None:
+                pool.interrupted(timeout=min(10.0, liveness.grace))
             self._report(study)
             raise
-        errors = [self._worker_error(k, ret) for k, ret in enumerate(returns)]
+        errors = [self._worker_error(k, ret) for k, ret in sorted(outcome.returns.items())]
         errors = [e for e in errors if e is not None]
+        fail_stale_trials(study, storage, liveness)  # a lost worker's trial, if no other worker failed it
         self._report(study, time.monotonic() - start)
         if errors:
             too_many = [e for e in errors if isinstance(e, TooManyFailures)]
             raise SweepError(f"The sweep stopped: {too_many[0] if too_many else errors[0]}") from None
+        lost, launched = len(outcome.lost), outcome.launched
+        if lost and self._unfinished(study):
+            raise SweepError(
+                f"The sweep stopped with its study unfinished: {lost} of {launched} workers were lost and "
+                f"{launched - self.n_jobs} of hydra.sweeper.max_replacements={self.max_replacements} replacements "
+                "were started; rerun the command to continue the study (a lost trial is retried as "
+                "hydra.sweeper.retry_failed allows)."
+            )
+        replaced = launched - self.n_jobs
+        log.info(
+            f"{lost} of {launched} workers lost ({replaced} replacement{'s' if replaced != 1 else ''} started)."
+            if lost
+            else f"No worker lost ({launched} launched)."
+        )
+
+    def _launch_together(self, workers: list[list[str]]) -> Any:
+        """All workers in one launch, as Hydra gives it: the basic launcher runs them in this process, one after
+        another, and a launcher unknown to litlab.search.pool may not be called from several threads."""
+        from litlab.search.errors import SweepError
+        from litlab.search.pool import PoolOutcome, job_loss
+
+        assert self.config is not None
+        target = str(self.config.hydra.launcher.get("_target_"))
+        try:
+            returns = self.launcher.launch(workers, initial_job_idx=0)
+        except Exception as err:
+            if target == BASIC_LAUNCHER:
+                raise  # the workers ran in this process: their error is the command's
+            raise SweepError(
+                f"The launcher {target} lost the sweep's workers ({job_loss(err)}): rerun the command to continue "
+                "the study."
+            ) from None
+        return PoolOutcome(returns=dict(enumerate(returns)), launched=len(workers))
+
+    def _unfinished(self, study: Any) -> bool:
+        """Whether the study still wants trials: below its target, before the deadline."""
+        from litlab.search.storage import counts
+
+        plan = self.worker.plan
+        if plan.deadline is not None and time.time() >= plan.deadline:
+            return False
+        if plan.n_trials is None:
+            return True
+        return sum(counts(t) for t in study.get_trials(deepcopy=False)) < plan.n_trials
 
     @staticmethod
     def _worker_error(index: int, ret: JobReturn) -> BaseException | None:

@@ -2,6 +2,7 @@
 
 import warnings
 from collections.abc import Collection
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,12 @@ matplotlib.use("Agg")  # sweeps run on machines without a display
 
 import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
-import pandas as pd  # noqa: E402
 from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 from optuna.visualization import matplotlib as optuna_plots  # noqa: E402
 
+from litlab.search.storage import LAST_HEARTBEAT  # noqa: E402
 from litlab.utils.pylogger import RankedLogger  # noqa: E402
 
 log = RankedLogger(__name__)
@@ -77,6 +78,17 @@ def best_result(study: optuna.Study, hydra_text: Collection[str] = ()) -> dict[s
     return result
 
 
+def duration_seconds(trial: optuna.trial.FrozenTrial) -> float | None:
+    """How long a trial ran: until it finished, or for a trial lost with its worker, until the worker's last
+    heartbeat (it was failed later, by whichever process noticed the silence)."""
+    if trial.datetime_start is None or trial.datetime_complete is None:
+        return None
+    end = trial.datetime_complete
+    if LAST_HEARTBEAT in trial.user_attrs:
+        end = min(end, datetime.fromisoformat(trial.user_attrs[LAST_HEARTBEAT]))
+    return max(0.0, (end - trial.datetime_start).total_seconds())
+
+
 def write_reports(study: optuna.Study, out_dir: str | Path, hydra_text: Collection[str] = ()) -> dict[str, float]:
     """Writes optimization_results.yaml, trials.csv and the plots into `out_dir`; returns the importances.
 
@@ -93,8 +105,8 @@ def write_reports(study: optuna.Study, out_dir: str | Path, hydra_text: Collecti
 
     table = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration", "user_attrs"))
     if "duration" in table:
-        # a study whose trials are all unfinished has no durations, only missing values
-        table["duration_s"] = pd.to_timedelta(table.pop("duration")).dt.total_seconds()
+        table.pop("duration")
+        table["duration_s"] = [duration_seconds(trial) for trial in study.get_trials(deepcopy=False)]
     table.to_csv(out_dir / "trials.csv", index=False)
 
     if len(study.directions) == 1 and result["trials"]["complete"]:

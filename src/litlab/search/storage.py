@@ -5,11 +5,13 @@ A storage is given as Optuna takes it: a database URL (`sqlite:///logs/optuna.db
 keeps its study in a journal file in its own folder, so that trials run by any launcher reach it.
 
 Liveness: the process running a trial records a heartbeat for it; a RUNNING trial whose heartbeat is older than
-the grace period is failed by whichever process asks for a trial next, and may be queued again with the same
-parameters (`RetryHeartbeatStaleTrialCallback`). Database storages use Optuna's own heartbeat. The journal storage
-has none, so litlab records the heartbeat as a trial system attribute and applies the same rule itself.
+the grace period is failed by whichever process asks for a trial next, with the reason and the time of its last
+beat, and may be queued again with the same parameters (`RetryHeartbeatStaleTrialCallback`). Database storages
+judge by Optuna's own heartbeat. The journal storage has none, so litlab judges by the time of the last beat,
+which it keeps as a trial system attribute on every storage (a lost trial's duration ends there).
 """
 
+import copy
 import random
 import re
 import threading
@@ -17,6 +19,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +32,13 @@ from litlab.search.errors import SweepError
 
 # Config-chosen classes a storage or pruner mapping may name (Hydra 1.4's execution whitelist).
 STORAGE_WHITELIST = ("optuna.storages.*", "optuna.pruners.*")
-# The journal storage's heartbeat: seconds since the epoch, as a trial system attribute.
+# The time of a running trial's last heartbeat, seconds since the epoch, as a trial system attribute.
 HEARTBEAT_ATTR = "litlab:heartbeat"
-# Why a trial ended without finishing on its own (Ctrl-C, the study already full); such trials do not count.
+# Why a trial ended without finishing on its own (its worker died, Ctrl-C, the study already full, a repeat of
+# another trial's parameters); such trials do not count.
 LOST_REASON = "lost_reason"
+# When a lost trial's worker last showed signs of life (local time, ISO 8601): where its duration ends.
+LAST_HEARTBEAT = "last_heartbeat"
 # Why a trial failed by itself (a crash, a NaN objective); such trials count toward n_trials.
 FAIL_REASON = "fail_reason"
 JOURNAL_NAME = "optuna.journal"
@@ -199,8 +205,6 @@ def study_and_trial_ids(storage: BaseStorage, study_name: str, number: int) -> t
 def _record(storage: BaseStorage, trial_id: int) -> None:
     if isinstance(storage, RDBStorage):
         storage.record_heartbeat(trial_id)
-    else:
-        storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
 
 
 @contextmanager
@@ -208,16 +212,20 @@ def heartbeat(storage: BaseStorage, trial_id: int, interval: float) -> Iterator[
     """Records the trial's heartbeat every `interval` seconds while the block runs (from a background thread)."""
     stop = threading.Event()
 
+    def record() -> None:
+        _record(storage, trial_id)
+        storage.set_trial_system_attr(trial_id, HEARTBEAT_ATTR, time.time())
+
     def beat() -> None:
         while True:
             try:
-                _record(storage, trial_id)
+                record()
             except optuna.exceptions.UpdateFinishedTrialError:
                 return  # failed as stale meanwhile (a long pause): nothing left to keep alive
             if stop.wait(interval):
                 return
 
-    _record(storage, trial_id)
+    record()
     thread = threading.Thread(target=beat, name=f"optuna-heartbeat-{trial_id}", daemon=True)
     thread.start()
     try:
@@ -227,28 +235,59 @@ def heartbeat(storage: BaseStorage, trial_id: int, interval: float) -> Iterator[
         thread.join()
 
 
-def fail_stale_trials(study: optuna.Study, storage: BaseStorage, liveness: Liveness) -> None:
-    """Fails the RUNNING trials whose heartbeat stopped, and queues them again when retries are allowed."""
+def _stale_trials(study: optuna.Study, storage: BaseStorage, liveness: Liveness) -> list[FrozenTrial]:
     if isinstance(storage, RDBStorage):
-        with _quiet_experimental():
-            optuna.storages.fail_stale_trials(study)
-        return
+        # Optuna's own rule, on the database's clock (the one fail_stale_trials applies)
+        if storage.heartbeat_interval is None:
+            return []
+        return [storage.get_trial(trial_id) for trial_id in storage._get_stale_trial_ids(study._study_id)]
     now = time.time()
-    retry = _retry_callback(liveness)
+    stale = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         # A retried trial inherits its original's attributes: its own start counts as its first beat.
         last = max(trial.system_attrs.get(HEARTBEAT_ATTR, 0.0), trial.datetime_start.timestamp())
-        if now - last <= liveness.grace:
-            continue
-        _, trial_id = study_and_trial_ids(storage, study.study_name, trial.number)
+        if now - last > liveness.grace:
+            stale.append(trial)
+    return stale
+
+
+def lost_reason(trial: FrozenTrial, liveness: Liveness) -> tuple[str, str]:
+    """Why a stale trial is failed, and when its worker last beat (local time), as the trial keeps them."""
+    beat = trial.system_attrs.get(HEARTBEAT_ATTR)
+    last = datetime.fromtimestamp(beat) if beat is not None else trial.datetime_start
+    worker = trial.user_attrs.get("worker", "its worker")
+    reason = (
+        f"lost: no heartbeat from {worker} since {last:%H:%M:%S} (grace period {liveness.grace} s); "
+        "its process was killed, ran out of memory or lost its machine"
+    )
+    return reason, last.isoformat(timespec="seconds")
+
+
+def fail_stale_trials(study: optuna.Study, storage: BaseStorage, liveness: Liveness) -> list[int]:
+    """Fails the RUNNING trials whose heartbeat stopped, saying why and since when, and queues each again with
+    its parameters when retries are allowed; returns the numbers of the trials it failed."""
+    retry = _retry_callback(liveness)
+    failed = []
+    for trial in _stale_trials(study, storage, liveness):
+        reason, last = lost_reason(trial, liveness)
         try:
-            if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
+            # Written while the trial runs (a finished one takes no attribute), then the verdict.
+            storage.set_trial_user_attr(trial._trial_id, LOST_REASON, reason)
+            storage.set_trial_user_attr(trial._trial_id, LAST_HEARTBEAT, last)
+            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # finished, or failed by another process, meanwhile
+        failed.append(trial.number)
         if retry is not None:
+            # The retry is a new trial: none of the verdict on its original goes with it.
+            original = copy.deepcopy(storage.get_trial(trial._trial_id))
+            original.user_attrs.pop(LOST_REASON, None)
+            original.user_attrs.pop(LAST_HEARTBEAT, None)
+            original.system_attrs.pop(HEARTBEAT_ATTR, None)
             with _quiet_experimental():
-                retry(study, storage.get_trial(trial_id))
+                retry(study, original)
+    return failed
 
 
 def counts(trial: FrozenTrial) -> bool:

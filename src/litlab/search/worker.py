@@ -8,6 +8,8 @@ started by several commands or machines cooperate on one study until it holds `n
 Each trial is composed and run as Hydra's launchers run a job (`load_sweep_config` + `run_job`): the base
 overrides, the trial's parameters and an `optuna_trial` callback entry that tells the job its study and trial
 number; its folder is named by the trial number. An exception inside a trial fails that trial, not the worker.
+A freshly sampled trial whose parameters another trial of the study holds is skipped, not run (see
+litlab.search.sampling); a worker on its command's machine stops when the command dies (litlab.search.watch).
 With `folds` (k-fold cross-validation), a trial is K such jobs, one per fold, in <trial>/fold_<i>, and its value
 is their mean; only the first fold reports to the trial, so the pruner compares every trial on the same fold.
 """
@@ -32,6 +34,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import TrialState
 
 from litlab.search.params import format_override, quote
+from litlab.search.sampling import evaluated_sets, repeated_trial, space_size, unevaluated_set, worker_seed
 from litlab.search.storage import (
     FAIL_REASON,
     LOST_REASON,
@@ -42,6 +45,7 @@ from litlab.search.storage import (
     heartbeat,
     mask_url,
 )
+from litlab.search.watch import watching
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,9 @@ CALLBACK_KEY = "optuna_trial"
 CALLBACK_TARGET = "litlab.callbacks.optuna_trial.OptunaTrialCallback"
 # The trial attribute naming the process that ran it (host:pid), to tell where a lost trial was running.
 WORKER_ATTR = "worker"
+# Parameter sets of a continuous (or conditional) space sampled in a row that the study already held, after
+# which a worker gives up sampling: the sampler has converged.
+MAX_REPEATS = 20
 # The trial attribute holding each fold's values under k-fold cross-validation (`folds`).
 FOLD_VALUES_ATTR = "fold_values"
 
@@ -82,6 +89,7 @@ class SweepPlan:
     custom_search_space: str | None = None
     custom_search_space_kwargs: dict[str, Any] = field(default_factory=dict)
     hydra_text: set[str] = field(default_factory=set)  # parameters whose values are override text (SearchSpace)
+    command: str | None = None  # host:pid of the command, where its workers run on its machine: they watch it
     folds: int | None = None  # k-fold cross-validation: each trial runs every fold and scores their mean
 
 
@@ -161,6 +169,7 @@ class TrialWorker:
         self.hydra_context = hydra_context
         self.config = config
         self.plan: SweepPlan | None = None
+        self._running: tuple[optuna.Study, optuna.Trial] | None = None  # the trial this worker runs now
 
     def __call__(self, cfg: DictConfig) -> dict[str, int]:
         assert self.plan is not None, "the sweeper sets the plan before launching its workers"
@@ -173,31 +182,82 @@ class TrialWorker:
         study_id = storage.get_study_id_from_name(plan.study_name)
         ran = {state.name: 0 for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
         poll = min(5.0, plan.liveness.heartbeat_interval)
-        while True:
-            fail_stale_trials(study, storage, plan.liveness)
-            progress = self._progress(study)
-            self._check_failures(progress)
-            if plan.n_trials is not None and progress.counted >= plan.n_trials:
-                break
-            if plan.deadline is not None and time.time() >= plan.deadline:
-                log.info("Time budget spent: this worker starts no new trial.")
-                break
-            if plan.n_trials is not None and progress.counted + progress.running >= plan.n_trials:
-                # The last trials run elsewhere; wait, as one of them may yet be lost and need a replacement.
-                time.sleep(poll)
-                continue
-            with warnings.catch_warnings():
-                # Optuna expects its heartbeat inside Study.optimize only; this loop records it itself.
-                warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
-                trial = study.ask(plan.distributions)
-            if self._surplus(study, trial.number):
-                trial.set_user_attr(LOST_REASON, "not run: the study reached n_trials meanwhile")
-                tell(study, trial, TrialState.FAIL, None)
-                continue
-            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-            state = self._run(study, storage, trial, trial_id, device_overrides, worker_hydra)
-            ran[state.name] += 1
+        size = None if plan.custom_search_space else space_size(plan.distributions)
+        sampler, free, repeats = study.sampler, None, 0
+        self._running = None
+        with watching(plan.command, self._orphaned, interval=min(1.0, plan.liveness.heartbeat_interval)):
+            while True:
+                fail_stale_trials(study, storage, plan.liveness)
+                progress = self._progress(study)
+                self._check_failures(progress)
+                if plan.n_trials is not None and progress.counted >= plan.n_trials:
+                    break
+                exhausted = size is not None and self._exhausted(study, size)
+                if exhausted and not progress.running:
+                    log.info(f"Every one of the {size} parameter sets of the search space is evaluated.")
+                    break
+                if plan.deadline is not None and time.time() >= plan.deadline:
+                    log.info("Time budget spent: this worker starts no new trial.")
+                    break
+                if exhausted or (plan.n_trials is not None and progress.counted + progress.running >= plan.n_trials):
+                    # The last trials run elsewhere; wait, as one of them may yet be lost and need a replacement.
+                    time.sleep(poll)
+                    continue
+                with warnings.catch_warnings():
+                    # Optuna expects its heartbeat inside Study.optimize only; this loop records it itself.
+                    warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                    # Optuna marks PartialFixedSampler experimental; it only hands the sampler's draw a set.
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    if free is not None:
+                        study.sampler = optuna.samplers.PartialFixedSampler(free, sampler)
+                    trial = study.ask(plan.distributions)
+                    study.sampler, free = sampler, None
+                if self._surplus(study, trial.number):
+                    trial.set_user_attr(LOST_REASON, "not run: the study reached n_trials meanwhile")
+                    tell(study, trial, TrialState.FAIL, None)
+                    continue
+                trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+                state = self._run(study, storage, trial, trial_id, device_overrides, worker_hydra)
+                if state is not None:
+                    ran[state.name] += 1
+                    repeats = 0
+                    continue
+                # Drawn alike by another sampler (two commands started together): this one draws on differently.
+                sampler.reseed_rng()
+                if size is not None:
+                    # A discrete space: the next trial gets a set nobody evaluated (none left: the loop ends).
+                    free = unevaluated_set(plan.distributions, study.get_trials(deepcopy=False), trial.number)
+                    continue
+                repeats += 1
+                if repeats >= MAX_REPEATS:
+                    log.warning(
+                        f"The sampler proposed {repeats} parameter sets in a row that the study already holds "
+                        "(has it converged?): this worker stops."
+                    )
+                    break
         return ran
+
+    def _exhausted(self, study: optuna.Study, size: int) -> bool:
+        """Whether every parameter set of a discrete space is evaluated or running, and no retry waits."""
+        trials = study.get_trials(deepcopy=False)
+        if any(t.state == TrialState.WAITING for t in trials):
+            return False
+        return evaluated_sets(trials, self.plan.distributions) >= size
+
+    def _orphaned(self) -> None:
+        """The command that started this worker died: its running trial is closed, and this process ends."""
+        reason = f"stopped: the sweep command ({self.plan.command}) that started its worker died"
+        running = self._running
+        if running is not None:
+            study, trial = running
+            try:
+                trial.set_user_attr(LOST_REASON, reason)
+                tell(study, trial, TrialState.FAIL, None)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # it finished meanwhile
+        log.warning(f"This worker exits: the sweep command ({self.plan.command}) that started it died.")
+        logging.shutdown()
+        os._exit(1)
 
     def _storage_spec(self) -> Any:
         # Resolved here, in the worker's own process: an ${oc.env:...} URL never travels.
@@ -205,24 +265,28 @@ class TrialWorker:
         return OmegaConf.to_container(spec, resolve=True) if OmegaConf.is_config(spec) else spec
 
     def _sampler(self, index: int) -> optuna.samplers.BaseSampler:
-        """This worker's own sampler; a seeded one gets seed + worker index, so workers do not draw alike."""
+        """This worker's own sampler; a seeded one gets a seed of this command's and worker's own
+        (litlab.search.sampling.worker_seed), so that no two workers draw alike."""
         sampler_cfg = OmegaConf.to_container(self.config.hydra.sweeper.sampler, resolve=True)
         assert isinstance(sampler_cfg, dict)
         if sampler_cfg.get("seed") is not None:
-            sampler_cfg["seed"] += index
+            sampler_cfg["seed"] = worker_seed(sampler_cfg["seed"], self.plan.first_number, index)
         sampler = instantiate(sampler_cfg, _execution_whitelist_=SAMPLER_WHITELIST)
         if self.plan.grid is not None:
             sampler = sampler(self.plan.grid)
         return sampler
 
     def _place(self, index: int) -> list[str]:
-        """Gives this worker its share of the machine: a GPU of its own (round-robin) or some CPU threads."""
+        """Gives this worker its share of the machine: a GPU of its own (round-robin) or some CPU threads.
+
+        A replacement (job number `k + n_workers`) gets the GPU of the worker `k` it replaces.
+        """
         import torch
 
         trainer = self.config.get("trainer") or {}
         if torch.cuda.is_available() and trainer.get("accelerator") in ("gpu", "cuda", "auto"):
             if str(trainer.get("devices")) in ("1", "auto") and self.plan.n_workers > 1:
-                gpu = index % torch.cuda.device_count()
+                gpu = index % self.plan.n_workers % torch.cuda.device_count()
                 log.info(f"Worker {index}: GPU {gpu} of {torch.cuda.device_count()}.")
                 return [f"trainer.devices=[{gpu}]"]
             return []
@@ -313,14 +377,23 @@ class TrialWorker:
         trial_id: int,
         device_overrides: list[str],
         worker_hydra: DictConfig,
-    ) -> TrialState:
-        """Runs one trial as a Hydra job in this process and tells the study how it ended."""
+    ) -> TrialState | None:
+        """Runs one trial as a Hydra job in this process and tells the study how it ended; None: the trial was
+        skipped, its parameters being another trial's."""
         retried = storage.get_trial(trial_id).system_attrs.get("failed_trial")
         trial.set_user_attr(WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+        self._running = (study, trial)
         with heartbeat(storage, trial_id, self.plan.liveness.heartbeat_interval):
             try:
                 overrides = [*self._overrides(trial), *device_overrides]
                 shown = " ".join(o for o in overrides if not o.startswith(("++callbacks.", "hydra.")))
+                repeated = repeated_trial(storage.get_trial(trial_id), study.get_trials(deepcopy=False))
+                if repeated is not None:
+                    trial.set_user_attr(LOST_REASON, f"skipped: trial {repeated} has the same parameters")
+                    tell(study, trial, TrialState.FAIL, None)
+                    self._running = None
+                    log.info(f"Trial {trial.number} skipped: trial {repeated} has the same parameters ({shown})")
+                    return None
                 log.info(f"Trial {trial.number}{f' (retry of {retried})' if retried is not None else ''}: {shown}")
                 if self.plan.folds is None:
                     state, values, reason = self._job(trial, overrides)
@@ -339,6 +412,7 @@ class TrialWorker:
             except (KeyboardInterrupt, SystemExit):
                 trial.set_user_attr(LOST_REASON, "interrupted (Ctrl-C)")
                 tell(study, trial, TrialState.FAIL, None)
+                self._running = None
                 raise
             except Exception as err:
                 # The trial's config could not be composed (e.g. an override the space produced): its failure.
@@ -358,6 +432,7 @@ class TrialWorker:
         else:
             log.info(f"Trial {trial.number} complete: {values}")
         tell(study, trial, state, values)
+        self._running = None
         return state
 
     def _job(

@@ -73,16 +73,40 @@ def log_hyperparameters(object_dict: dict[str, Any]) -> None:
     for logger in trainer.loggers:
         logger.log_hyperparams(hparams)
         if isinstance(logger, TensorBoardLogger):
-            write_hparams_summary(logger, hparams, dict.fromkeys(name for name in metric_names if name))
+            write_hparams_summary(logger, hparams, dict.fromkeys(name for name in metric_names if name), extra)
 
 
-def write_hparams_summary(logger: TensorBoardLogger, params: dict[str, Any], metric_names: Iterable[str]) -> None:
-    """Writes the summary behind TensorBoard's HParams tab: these parameters, beside these logged metrics.
+def write_hparams_summary(
+    logger: TensorBoardLogger, params: dict[str, Any], metric_names: Iterable[str], leading: Iterable[str] = ()
+) -> None:
+    """Writes the summary behind TensorBoard's HParams tab: these parameters, beside these logged metrics
+    (the first of them in the first column).
 
     Lightning writes it only together with metric values logged at step 0, which would put false points
-    on the curves; written directly, it only names the metrics whose scalars the tab then shows.
+    on the curves; written directly, it only names the metrics whose scalars the tab then shows. The tab
+    orders its columns by whether a parameter differs between runs, then by name, and shows the first few:
+    the `leading` parameters (a sweep's searched ones) are marked as the ones that differ, so that they come
+    first, ahead of the settings every trial shares.
     """
     flat = _sanitize_params(_flatten_dict(_convert_params(params)))  # the summary takes scalars and strings only
+    experiment, *session = hparams_summary(flat, dict.fromkeys(metric_names, 0.0))
+    _lead_with(experiment, set(leading))
     writer = logger.experiment._get_file_writer()
-    for summary in hparams_summary(flat, dict.fromkeys(metric_names, 0.0)):
+    for summary in (experiment, *session):
         writer.add_summary(summary)
+
+
+def _lead_with(experiment: Any, leading: set[str]) -> None:
+    """Puts the `leading` parameters first in an HParams experiment summary, marked as differing between runs."""
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    metadata = experiment.value[0].metadata
+    data = HParamsPluginData.FromString(metadata.plugin_data.content)
+    infos = []
+    for info in sorted(data.experiment.hparam_infos, key=lambda info: info.name not in leading):
+        infos.append(type(info)())
+        infos[-1].CopyFrom(info)
+        infos[-1].differs = info.name in leading
+    del data.experiment.hparam_infos[:]
+    data.experiment.hparam_infos.extend(infos)
+    metadata.plugin_data.content = data.SerializeToString()

@@ -1,0 +1,319 @@
+"""Sweeps that lose workers and commands that share a study, at unit level: the pool of worker jobs
+(litlab.search.pool), the watch of the command's process (litlab.search.watch), seeds and repeated parameter sets
+(litlab.search.sampling), and the launcher hints (real commands). The real sweeps, killed by real
+signals, are in tests/integration/test_sweep_recovery.py."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime, timedelta
+
+import optuna
+import pytest
+from hydra.core.utils import JobReturn, JobStatus
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState, create_trial
+
+from hydra_plugins.litlab_optuna_sweeper import launchers
+from litlab import CONFIG_DIR, ROOT_DIR
+from litlab.reports.sweep import duration_seconds
+from litlab.search.pool import WorkerPool, job_loss
+from litlab.search.sampling import (
+    FIXED_PARAMS,
+    evaluated_sets,
+    repeated_trial,
+    space_size,
+    unevaluated_set,
+    worker_seed,
+)
+from litlab.search.storage import FAIL_REASON, LAST_HEARTBEAT, LOST_REASON
+from litlab.search.watch import process_alive, this_process, watching
+
+# --- seeds of their own (litlab.search.sampling) ---
+
+
+def test_worker_seed_keeps_the_configured_one_for_the_first_worker_of_a_new_study_only():
+    assert worker_seed(1234, 0, 0) == 1234
+    seeds = {worker_seed(1234, before, index) for before in (0, 1, 7) for index in (0, 1, 2)}
+    assert len(seeds) == 9  # every command (by what its study held) and worker draws its own sequence
+    assert worker_seed(1234, 7, 2) == worker_seed(1234, 7, 2)  # reproducibly
+    assert worker_seed(None, 7, 2) is None  # unseeded stays unseeded
+
+
+# --- repeated parameter sets ---
+
+SPACE = {"x": CategoricalDistribution([1, 2, 3]), "y": CategoricalDistribution(["a", "b"])}
+
+
+def trial(number: int, state: TrialState, x: int, y: str = "a", **attrs) -> optuna.trial.FrozenTrial:
+    """A trial of SPACE; `fixed=True` makes it one asked for on purpose (enqueued, or a retry)."""
+    fixed = attrs.pop("fixed", False)
+    made = create_trial(
+        state=state,
+        value=1.0 if state == TrialState.COMPLETE else None,
+        params={"x": x, "y": y},
+        distributions=SPACE,
+        user_attrs=attrs,
+        system_attrs={FIXED_PARAMS: {"x": x, "y": y}} if fixed else {},
+    )
+    made.number = number
+    return made
+
+
+@pytest.mark.parametrize(
+    ("other", "repeat"),
+    [
+        (trial(0, TrialState.COMPLETE, 1), True),
+        (trial(0, TrialState.PRUNED, 1), True),
+        (trial(0, TrialState.FAIL, 1, **{FAIL_REASON: "NaN loss"}), True),  # it ran, and failed by itself
+        (trial(0, TrialState.WAITING, 1, fixed=True), True),  # queued to run
+        (trial(0, TrialState.RUNNING, 1), True),  # sampled alike a moment earlier: that one runs
+        (trial(9, TrialState.RUNNING, 1), False),  # ... a moment later: this one runs, that one is the repeat
+        (trial(9, TrialState.RUNNING, 1, fixed=True), True),  # a retry running those parameters
+        (trial(0, TrialState.FAIL, 1, **{LOST_REASON: "lost: no heartbeat"}), False),  # never ran to its end
+        (trial(0, TrialState.FAIL, 1, **{LOST_REASON: "skipped: trial 3 has the same parameters"}), False),
+        (trial(0, TrialState.COMPLETE, 2), False),
+        (trial(0, TrialState.COMPLETE, 1, "b"), False),
+    ],
+)
+def test_a_sampled_trial_repeats_another_that_ran_runs_or_waits_with_its_parameters(other, repeat):
+    mine = trial(5, TrialState.RUNNING, 1)
+    assert repeated_trial(mine, [other, mine]) == (other.number if repeat else None)
+
+
+def test_a_trial_asked_for_on_purpose_is_never_a_repeat():
+    retry = trial(5, TrialState.RUNNING, 1, fixed=True)
+    assert repeated_trial(retry, [trial(0, TrialState.COMPLETE, 1), retry]) is None
+
+
+def test_a_discrete_space_is_counted_and_its_unevaluated_sets_found():
+    assert space_size(SPACE) == 6
+    assert space_size({"n": IntDistribution(8, 64, log=True), "d": FloatDistribution(0, 0.5, step=0.25)}) == 57 * 3
+    assert space_size({**SPACE, "lr": FloatDistribution(1e-5, 1e-2, log=True)}) is None
+    trials = [trial(n, TrialState.COMPLETE, x, y) for n, (x, y) in enumerate([(1, "a"), (1, "b"), (2, "a")])]
+    trials += [trial(3, TrialState.RUNNING, 2, "b"), trial(4, TrialState.FAIL, 3, "a", **{LOST_REASON: "lost"})]
+    assert evaluated_sets(trials, SPACE) == 4  # the lost trial's parameters did not run to the end
+    free = {tuple(unevaluated_set(SPACE, trials, seed).values()) for seed in range(40)}
+    assert free == {(3, "a"), (3, "b")}
+    trials += [trial(5, TrialState.COMPLETE, 3, "a"), trial(6, TrialState.WAITING, 3, "b", fixed=True)]
+    assert unevaluated_set(SPACE, trials, 0) is None
+    assert unevaluated_set({"lr": FloatDistribution(0.1, 1.0)}, trials, 0) is None
+
+
+def test_a_large_discrete_space_gets_a_free_set_without_listing_it():
+    space = {f"p{k}": IntDistribution(0, 99) for k in range(4)}  # 10^8 sets
+    found = unevaluated_set(space, [], seed=1)
+    assert found is not None and set(found) == set(space) and all(0 <= v <= 99 for v in found.values())
+
+
+# --- the time a lost trial ran (trials.csv) ---
+
+
+def test_a_lost_trials_duration_ends_at_its_last_heartbeat():
+    start = datetime(2026, 1, 1, 12, 0, 0)
+    lost = create_trial(state=TrialState.FAIL, params={}, distributions={}, user_attrs={})
+    lost.datetime_start, lost.datetime_complete = start, start + timedelta(minutes=40)  # failed by a later command
+    assert duration_seconds(lost) == 2400.0
+    lost.user_attrs = {LAST_HEARTBEAT: (start + timedelta(seconds=95)).isoformat(timespec="seconds")}
+    assert duration_seconds(lost) == 95.0
+    lost.datetime_complete = None
+    assert duration_seconds(lost) is None
+
+
+# --- commands that end: their local workers end too (litlab.search.watch) ---
+
+
+def test_a_process_is_alive_until_it_ends_and_a_zombie_is_not():
+    assert process_alive(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert process_alive(child.pid)
+        child.kill()
+        deadline = time.monotonic() + 30
+        while process_alive(child.pid):  # dead, not yet reaped: a zombie
+            assert time.monotonic() < deadline, "a killed child still looks alive"
+            time.sleep(0.05)
+        assert child.poll() is not None
+    finally:
+        child.kill()
+        child.wait()
+    assert not process_alive(child.pid)
+
+
+def test_a_worker_hears_of_its_commands_death_and_of_nothing_else():
+    command = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    died = threading.Event()
+    try:
+        with watching(f"{this_process().rsplit(':', 1)[0]}:{command.pid}", died.set, interval=0.05):
+            time.sleep(0.3)
+            assert not died.is_set()
+            command.kill()
+            assert died.wait(timeout=30)
+    finally:
+        command.kill()
+        command.wait()
+    heard = threading.Event()
+    # a command on another machine (a SLURM login node), or none: nothing to watch
+    for other in (f"elsewhere:{command.pid}", None):
+        with watching(other, heard.set, interval=0.01):
+            time.sleep(0.1)
+    assert not heard.is_set()
+    assert not [t for t in threading.enumerate() if t.name == "litlab-sweep-watch"]
+
+
+# --- the pool of worker jobs (litlab.search.pool) ---
+
+
+def done(value) -> JobReturn:
+    ret = JobReturn(status=JobStatus.COMPLETED)
+    ret.return_value = value
+    return ret
+
+
+class Jobs:
+    """Worker jobs as a launcher would run them: each job number either returns or dies, as the test says."""
+
+    def __init__(self, dies: set[int]) -> None:
+        self.dies, self.launched = dies, []
+
+    def __call__(self, overrides, index) -> JobReturn:
+        self.launched.append((index, list(overrides)))
+        if index in self.dies:
+            raise RuntimeError(f"job {index} died\n(the launcher's many lines of detail)")
+        return done({"COMPLETE": index})
+
+
+@pytest.mark.parametrize(
+    ("dies", "max_replacements", "wanted", "launched", "lost"),
+    [
+        ({1}, 2, True, [0, 1, 2, 4], {1}),  # worker 1 lost, job 4 replaces it on worker 1's slot
+        ({1, 4}, 2, True, [0, 1, 2, 4, 7], {1, 4}),  # its replacement lost too: replaced again
+        ({1, 4}, 1, True, [0, 1, 2, 4], {1, 4}),  # no replacement left
+        ({0, 1, 2}, 0, True, [0, 1, 2], {0, 1, 2}),
+        ({1}, 2, False, [0, 1, 2], {1}),  # the study needs no more workers
+    ],
+)
+def test_a_lost_worker_is_replaced_while_the_study_needs_it(dies, max_replacements, wanted, launched, lost):
+    jobs = Jobs(dies)
+    outcome = WorkerPool(jobs, lambda k: [f"subdir=workers/{k}"], 3, max_replacements, lambda: wanted, 0.01).run()
+    assert sorted(index for index, _ in jobs.launched) == launched
+    assert all(overrides == [f"subdir=workers/{index}"] for index, overrides in jobs.launched)
+    assert set(outcome.lost) == lost and outcome.launched == len(launched)
+    assert all(why == f"RuntimeError: job {k} died" for k, why in outcome.lost.items())
+    assert {k: ret.return_value for k, ret in outcome.returns.items()} == {
+        k: {"COMPLETE": k} for k in launched if k not in lost
+    }
+
+
+def test_a_launchers_long_explanation_of_a_lost_job_is_one_line():
+    assert job_loss(RuntimeError("Job 12 has not produced any output\nError stream produced:\n...")) == (
+        "RuntimeError: Job 12 has not produced any output"
+    )
+    assert job_loss(KeyError()) == "KeyError"
+
+
+# --- launchers that cannot run: one sentence ---
+
+
+def test_a_hydra_launcher_plugin_is_installed_from_its_own_release_line():
+    assert launchers.install_command("hydra-ray-launcher") == "pip install 'hydra-ray-launcher>=1.4.0rc3,<1.5'"
+    assert launchers.install_command("acme_launchers") == "pip install acme_launchers"
+    assert launchers.missing_launcher("acme_launchers.slurm.Launcher") == (
+        "The launcher acme_launchers.slurm.Launcher is not installed: `pip install acme_launchers`, or choose an "
+        "installed one (hydra/launcher=basic, joblib, submitit_local or submitit_slurm)."
+    )
+
+
+def test_a_launcher_chosen_by_config_group_names_its_missing_plugin(monkeypatch):
+    installed = {"hydra_plugins.hydra_joblib_launcher"}
+    monkeypatch.setattr(launchers, "installed", lambda module: module in installed)
+    message = launchers.missing_launcher_choice(["-m", "hydra/launcher=ray", "seed=1"], CONFIG_DIR)
+    assert message == (
+        "hydra/launcher=ray needs Hydra's hydra-ray-launcher plugin, which is not installed: "
+        "`pip install 'hydra-ray-launcher>=1.4.0rc3,<1.5'`, or choose an installed launcher "
+        "(hydra/launcher=basic, joblib, submitit_local or submitit_slurm)."
+    )
+    assert "hydra-rq-launcher" in launchers.missing_launcher_choice(["+hydra/launcher=rq"], CONFIG_DIR)
+    installed.add("hydra_plugins.hydra_ray_launcher")
+    assert launchers.missing_launcher_choice(["hydra/launcher=ray"], CONFIG_DIR) is None  # Hydra finds its config
+    # litlab's own presets, and names Hydra answers with its list of choices, pass
+    assert launchers.missing_launcher_choice(["hydra/launcher=joblib", "hydra/launcher=nosuch"], CONFIG_DIR) is None
+
+
+def command_error(*arguments: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT_DIR / "train.py"), *arguments],
+        cwd=ROOT_DIR,
+        env={**os.environ, "PYTHONPATH": str(ROOT_DIR / "src"), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def one_sentence(stderr: str) -> str:
+    """The error a command ended with: its last line, said once, no traceback (warnings of the environment, such
+    as Hydra's about how litlab was installed, may come before it)."""
+    last = stderr.strip().splitlines()[-1]
+    assert "Traceback" not in stderr and stderr.count(last) == 1, stderr
+    return last
+
+
+def test_a_missing_launcher_plugin_on_the_command_line_is_one_sentence():
+    if launchers.installed("hydra_plugins.hydra_ray_launcher"):
+        pytest.skip("hydra-ray-launcher is installed here")
+    result = command_error("-m", "hydra/launcher=ray")
+    assert result.returncode == 1
+    assert one_sentence(result.stderr) == launchers.missing_launcher_choice(["hydra/launcher=ray"], CONFIG_DIR)
+
+
+def test_slurm_on_a_machine_without_slurm_is_one_sentence(tmp_path):
+    python_only = tmp_path / "bin"
+    python_only.mkdir()
+    (python_only / "python").symlink_to(sys.executable)
+    result = command_error(
+        "-m",
+        "hparams_search=samplers_compare",
+        "hydra/launcher=submitit_slurm",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        env={"PATH": str(python_only)},  # no sbatch on it, whatever this machine has
+    )
+    assert result.returncode == 1
+    assert one_sentence(result.stderr) == (
+        "hydra/launcher=submitit_slurm submits the workers with SLURM's sbatch, which this machine does not have: "
+        "run the command on a login node of your SLURM cluster, or choose hydra/launcher=submitit_local or joblib "
+        "for workers on this machine."
+    )
+    assert not (tmp_path / "sweep").exists()
+
+
+class Blocking:
+    """Worker jobs that run until the test lets them end; `stop()` is what the pool calls to end them."""
+
+    def __init__(self) -> None:
+        self.release, self.stopped = threading.Event(), False
+
+    def __call__(self, overrides, index) -> JobReturn:
+        self.release.wait(timeout=60)
+        return done({})
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.release.set()
+
+
+@pytest.mark.parametrize("end_in_time", [True, False])
+def test_interrupted_workers_get_time_to_close_their_trials_then_are_ended(end_in_time):
+    jobs = Blocking()
+    pool = WorkerPool(jobs, lambda k: [], 2, 0, lambda: True, poll=0.01)
+    for index in range(2):
+        pool._start(index)
+    pool.running = 2
+    if end_in_time:  # the terminal's Ctrl-C reached the workers too: they close their trials and end
+        jobs.release.set()
+    started = time.monotonic()
+    pool.interrupted(timeout=0.5)
+    assert jobs.stopped is not end_in_time
+    assert time.monotonic() - started < (0.4 if end_in_time else 5)
