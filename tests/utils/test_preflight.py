@@ -1,5 +1,7 @@
 """What a command is given, checked before it starts: the checkpoint, the inputs, the data folders."""
 
+import os
+
 import pytest
 from omegaconf import OmegaConf
 
@@ -23,7 +25,7 @@ def test_a_checkpoint_command_names_what_to_pass(tmp_path):
     for path in (older, newer):
         path.parent.mkdir(parents=True)
         path.write_bytes(b"")
-    older.touch()  # newer by its time, not its name
+    os.utime(older, (newer.stat().st_mtime + 10,) * 2)  # newer by its time, not its name
     with pytest.raises(CheckpointError, match=f"the newest under {tmp_path / 'logs'} is {older}"):
         checkpoint_path(config(tmp_path, ckpt_path="last"), "predict.py")
     assert checkpoint_path(config(tmp_path, ckpt_path=str(newer)), "eval.py") == str(newer)
