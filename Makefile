@@ -23,8 +23,10 @@ install: $(STAMP)
 train: $(STAMP)
 	$(PY) train.py $(ARGS)
 
+# One pytest worker per core (pytest-xdist), each test file on one worker so that its module fixtures run once;
+# a later `-n` in ARGS wins (`ARGS="-n 0 tests/test_train.py"`: one process, as a debugger wants).
 test: $(STAMP)
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n auto --dist loadfile $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -5,36 +5,44 @@ The writer is the one every experiment gets: the CheckpointIO of a Trainer built
 
 import contextlib
 import errno
+import multiprocessing
 import os
 import resource
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import fsspec
 import pytest
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 
 from litlab.checkpoints.atomic import AtomicCheckpointIO
 from tests.helpers.config import train_config
 
-# The writer: the kernel kills it (SIGXFSZ) as it writes byte `limit` (read from stdin) of any file.
-KILLED_WRITER = """
-import resource, signal, sys
-import torch
-from hydra.utils import get_class
-io = get_class(sys.argv[1])()
-checkpoint = {"state_dict": {"w": torch.full((50_000,), 2.0)}, "epoch": 2}
-limit = int(sys.stdin.read())
-signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
-io.save_checkpoint(checkpoint, sys.argv[2])
-"""
+
+def killed_writer(io_class: str, target: str, limit: int, staging: str) -> None:
+    """The writer: the kernel kills it (SIGXFSZ) as it writes byte `limit` of any file, staging files in `staging`."""
+    os.environ["TMPDIR"] = staging
+    tempfile.tempdir = None  # read TMPDIR again, as a writer started with it would
+    io = get_class(io_class)()
+    checkpoint = {"state_dict": {"w": torch.full((50_000,), 2.0)}, "epoch": 2}
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+    io.save_checkpoint(checkpoint, target)
+
+
+@pytest.fixture(scope="module")
+def writers():
+    """Processes forked from a fresh single-threaded interpreter that imported torch once (Python's forkserver):
+    forking this multi-threaded process could deadlock the child on a lock another thread held, and a fresh
+    interpreter per writer spends seconds importing torch."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "hydra.utils", __name__])
+    return context
 
 
 def checkpoint_io(tmp_path: Path):
@@ -86,7 +94,7 @@ def test_full_disk_leaves_the_last_good_checkpoint(tmp_path, small_disk, free_ki
 
 
 @pytest.mark.parametrize("at_byte", [0, 1, 4096, "half", "last"])
-def test_writer_killed_mid_write_leaves_the_last_good_checkpoint(tmp_path, at_byte):
+def test_writer_killed_mid_write_leaves_the_last_good_checkpoint(tmp_path, at_byte, writers):
     io = checkpoint_io(tmp_path)
     folder = tmp_path / "checkpoints"
     target = folder / "last.ckpt"
@@ -96,16 +104,12 @@ def test_writer_killed_mid_write_leaves_the_last_good_checkpoint(tmp_path, at_by
     staging = tmp_path / "tmpdir"  # where a writer that stages elsewhere would leave its remains
     staging.mkdir()
 
-    # A fresh interpreter, not a fork: forking this multi-threaded process can deadlock the child on a lock
-    # another thread held. The size limit is set only once the child is ready to write.
-    writer = subprocess.run(
-        [sys.executable, "-c", KILLED_WRITER, f"{type(io).__module__}.{type(io).__qualname__}", str(target)],
-        env={**os.environ, "TMPDIR": str(staging)},
-        input=str(limit),
-        text=True,
-        timeout=120,
+    writer = writers.Process(
+        target=killed_writer, args=(f"{type(io).__module__}.{type(io).__qualname__}", str(target), limit, str(staging))
     )
-    assert writer.returncode == -signal.SIGXFSZ, writer
+    writer.start()
+    writer.join(timeout=120)
+    assert writer.exitcode == -signal.SIGXFSZ, writer
 
     assert_good(target, 1.0)
     io.save_checkpoint(checkpoint(50_000, 3.0), target)  # the next save clears the dead writer's remains
