@@ -45,6 +45,9 @@ def test_a_name_taken_by_another_command_gets_another_suffix(tmp_path, no_slurm,
         ({"SLURM_JOB_ID": "4242"}, "slurm4242"),
         ({"SLURM_JOB_ID": "4243", "SLURM_ARRAY_JOB_ID": "4200", "SLURM_ARRAY_TASK_ID": "7"}, "slurm4200_7"),
         ({"SLURM_JOBID": "99"}, "slurm99"),
+        # half an array task's ids (a job that set one of them itself): the job id, not "slurm4200_None"
+        ({"SLURM_JOB_ID": "4244", "SLURM_ARRAY_JOB_ID": "4200"}, "slurm4244"),
+        ({"SLURM_JOB_ID": "4245", "SLURM_ARRAY_TASK_ID": "7"}, "slurm4245"),
     ],
 )
 def test_slurm_jobs_and_array_tasks_are_named_by_their_ids(environ, name, tmp_path, no_slurm, monkeypatch):
@@ -57,10 +60,14 @@ def test_slurm_jobs_and_array_tasks_are_named_by_their_ids(environ, name, tmp_pa
 
 
 def test_no_free_name_is_named_in_one_sentence(tmp_path, no_slurm, monkeypatch):
-    monkeypatch.setattr(folders, "_suffix", lambda: "cccccc")
+    tries = []
+    monkeypatch.setattr(folders, "_suffix", lambda: tries.append(1) or "cccccc")
     folders.new_dir(str(tmp_path))
-    with pytest.raises(FileExistsError, match=r"hydra\.run\.dir=\.\.\."):
+    tries.clear()
+    with pytest.raises(FileExistsError, match=r"after 100 tries: .*hydra\.run\.dir=\.\.\.") as raised:
         folders.new_dir(str(tmp_path))
+    # the first name and 100 further suffixes: the message counts what was tried
+    assert len(tries) == 1 + folders.MAX_TRIES == 101, raised.value
 
 
 @pytest.mark.parametrize("key, kind", [("hydra.run.dir", "runs"), ("hydra.sweep.dir", "multiruns")])

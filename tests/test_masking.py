@@ -62,6 +62,26 @@ def test_hide_masks_secrets_in_nested_values_and_short_ones_only_when_whole():
     assert hide(value, {}) is value
 
 
+def test_hide_masks_parts_from_six_characters_on():
+    assert hide("x-abcdef-y", {"SIX": "abcdef"}) == f"x-{mask('SIX')}-y"
+    assert hide("x-abcde-y", {"FIVE": "abcde"}) == "x-abcde-y"
+
+
+def test_hide_masks_a_short_secret_that_equals_the_whole_value_but_is_another_string_object():
+    secret = "ab"
+    value = "".join(["a", "b"])  # built at run time, as a value read from a config is: not the interned literal
+    assert value == secret and value is not secret
+    assert hide(value, {"SHORT": secret}) == mask("SHORT")
+
+
+def test_hide_masks_the_longest_secret_first_when_one_holds_another():
+    # A shorter secret inside a longer one must not cut the longer one in pieces; the names' lengths run the
+    # other way, so that an order by name is told apart from an order by value.
+    secrets = {"A_LONG_NAME": "secret", "LONGER": "secret-and-more"}
+    assert hide("x secret-and-more y", secrets) == f"x {mask('LONGER')} y"
+    assert hide("x secret-and-more y", dict(reversed(secrets.items()))) == f"x {mask('LONGER')} y"
+
+
 def test_printed_tree_and_config_tree_log_hold_no_secret(secret_env, tmp_path, capsys):
     cfg = train_config(
         [
