@@ -1,8 +1,12 @@
 """What every checkpoint records so that it alone rebuilds the run (litlab.checkpoints.record)."""
 
+from types import SimpleNamespace
+
 import pytest
 
-from litlab.checkpoints.record import offline_net_spec
+from litlab.checkpoints.record import hide_environment, offline_net_spec
+from litlab.masking import mask
+from litlab.run_record import RunRecorder
 
 RESNET = "litlab.models.nets.ResNet"
 
@@ -35,3 +39,26 @@ def test_a_stem_read_from_a_file_is_resolved_like_a_literal_one():
 def test_other_networks_are_left_untouched():
     spec = {"_target_": "torchvision.models.resnet18", "weights": "IMAGENET1K_V1"}
     assert offline_net_spec(spec) == spec
+
+
+def test_a_checkpoint_hides_the_runs_values_from_the_environment_in_both_hyperparameter_sets():
+    recorder = RunRecorder.__new__(RunRecorder)  # what its __init__ reads from the config: the secrets alone
+    recorder.secrets = {"TOKEN": "tok-0123456789"}
+    trainer = SimpleNamespace(callbacks=[object(), recorder])
+    checkpoint = {
+        "state_dict": {"w": "tok-0123456789"},  # weights are no text: left alone
+        "hyper_parameters": {"tracking_uri": "https://me:tok-0123456789@mlflow.example"},
+        "datamodule_hyper_parameters": {"data_dir": "tok-0123456789"},
+    }
+    hide_environment(checkpoint, trainer)
+    assert checkpoint == {
+        "state_dict": {"w": "tok-0123456789"},
+        "hyper_parameters": {"tracking_uri": f"https://me:{mask('TOKEN')}@mlflow.example"},
+        "datamodule_hyper_parameters": {"data_dir": mask("TOKEN")},
+    }
+    without_datamodule = {"hyper_parameters": {"a": "tok-0123456789"}}
+    hide_environment(without_datamodule, trainer)
+    assert without_datamodule == {"hyper_parameters": {"a": mask("TOKEN")}}
+    untouched = {"hyper_parameters": {"a": "tok-0123456789"}}
+    hide_environment(untouched, SimpleNamespace(callbacks=[]))  # a Trainer without a recorder: nothing to hide
+    assert untouched == {"hyper_parameters": {"a": "tok-0123456789"}}
