@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from hydra.core.global_hydra import GlobalHydra
 from torchvision.datasets import CIFAR10, CIFAR100
 
@@ -11,6 +12,14 @@ from tests.helpers.datasets import patch_cifar_checksums, write_cifar
 from tests.helpers.postgres import create_database, start_postgres, stop_postgres
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-subset"
+
+
+def pytest_configure(config):
+    # Under pytest-xdist (`make test`) each worker takes its share of the cores: torch's default, a thread per
+    # core in every worker, would have the workers' threads wait for each other.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // workers))
 
 
 @pytest.fixture(autouse=True)
