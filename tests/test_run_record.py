@@ -152,3 +152,21 @@ def test_a_run_records_itself_beside_its_outputs_in_checkpoints_and_in_tensorboa
     events.Reload()
     text = events.Tensors("run_record/text_summary")[0].tensor_proto.string_val[0].decode()
     assert f"commit: {record['code']['commit']}" in text and "torch_initial_seed: 12345" in text
+
+
+def test_a_failing_git_command_without_a_message_is_named(repo):
+    (repo / "train.py").write_text("print('changed')\n")
+    # `git diff --quiet` fails (status 1) on a changed tree and says nothing: the error names the subcommand
+    with pytest.raises(RuntimeError, match=r"^git diff failed$"):
+        run_record._git("diff", "--quiet", "HEAD", root=repo)
+
+
+def test_the_command_keeps_overrides_as_typed_and_the_config_choices_without_hydras(tmp_path, monkeypatch):
+    monkeypatch.setenv("LITLAB_TEST_TOKEN", "tok-0123456789")
+    train_config(["model/optimizer=sgd", "hydra.job.name=${oc.env:LITLAB_TEST_TOKEN}"], tmp_path)
+    found = run_record.command()
+    assert "model/optimizer=sgd" in found["overrides"]
+    # as typed: resolving it would write the environment's value into the record
+    assert found["hydra_overrides"] == ["hydra.job.name=${oc.env:LITLAB_TEST_TOKEN}"]
+    assert found["choices"]["model/optimizer"] == "sgd" and found["choices"]["data"] == "digits"
+    assert [name for name in found["choices"] if name.startswith("hydra/")] == []
