@@ -2,7 +2,10 @@
 
 import hashlib
 import importlib.metadata
+import os
+import socket
 import subprocess
+import sys
 from importlib.resources import files
 from pathlib import Path
 
@@ -88,7 +91,7 @@ def test_a_checkpoint_from_other_code_is_named_in_one_sentence():
 
 def test_files_are_fingerprinted_by_size_and_hash_and_many_are_summed_up(tmp_path):
     paths = []
-    for k in range(run_record.LISTED_FILES + 1):
+    for k in range(21):  # docs/reliability.md: a set of more than 20 files is summed up
         paths.append(tmp_path / f"f{k:02d}.bin")
         paths[-1].write_bytes(bytes([k]) * (k + 1))
     few = run_record.fingerprint_files([*paths[:2], tmp_path / "gone.bin"])
@@ -97,8 +100,9 @@ def test_files_are_fingerprinted_by_size_and_hash_and_many_are_summed_up(tmp_pat
         {"path": str(paths[1]), "bytes": 2, "sha256": sha256(paths[1])},
     ]
     assert few["count"] == 2 and few["bytes"] == 3 and few["missing"] == [str(tmp_path / "gone.bin")]
+    assert len(run_record.fingerprint_files(paths[:20])["files"]) == 20
     many = run_record.fingerprint_files(paths)
-    assert "files" not in many and many["count"] == len(paths)
+    assert "files" not in many and many["count"] == 21
     paths[-1].write_bytes(b"other")
     assert run_record.fingerprint_files(paths)["sha256"] != many["sha256"]
 
@@ -170,3 +174,11 @@ def test_the_command_keeps_overrides_as_typed_and_the_config_choices_without_hyd
     assert found["hydra_overrides"] == ["hydra.job.name=${oc.env:LITLAB_TEST_TOKEN}"]
     assert found["choices"]["model/optimizer"] == "sgd" and found["choices"]["data"] == "digits"
     assert [name for name in found["choices"] if name.startswith("hydra/")] == []
+
+
+def test_the_environment_names_this_interpreter_torch_and_the_devices_it_sees():
+    environment = run_record.environment()
+    assert environment["python_executable"] == sys.executable and environment["torch"] == torch.__version__
+    assert environment["cuda_devices"] == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    assert environment["cpus"] == os.cpu_count() and environment["host"] == socket.gethostname()
+    assert environment["packages"]["torch"] == importlib.metadata.version("torch")
