@@ -2,22 +2,29 @@
 
 import hashlib
 import importlib.metadata
+import logging
 import os
+import platform
 import socket
 import subprocess
 import sys
 from importlib.resources import files
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 import yaml
+from hydra.core.hydra_config import HydraConfig
+from lightning_utilities.core.rank_zero import rank_zero_only
+from omegaconf import open_dict
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from litlab import run_record
 from litlab.data import DigitsDataModule, MNISTDataModule, TextCorpusDataModule
 from litlab.data.inputs import ClassLabels, PredictionDataModule
 from litlab.masking import mask
+from litlab.run_record import RunRecorder
 from litlab.train import train
 from tests.helpers.checkpoints import QUIET
 from tests.helpers.config import train_config
@@ -182,3 +189,126 @@ def test_the_environment_names_this_interpreter_torch_and_the_devices_it_sees():
     assert environment["cuda_devices"] == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
     assert environment["cpus"] == os.cpu_count() and environment["host"] == socket.gethostname()
     assert environment["packages"]["torch"] == importlib.metadata.version("torch")
+
+
+def test_more_untracked_files_than_listed_are_counted(repo):
+    for k in range(51):  # the record lists 50 untracked files and counts them all
+        (repo / f"new{k:02d}.py").write_text("x = 1\n")
+    state, _ = run_record.code_state(repo)
+    assert state["untracked"] == [f"new{k:02d}.py" for k in range(50)] and state["untracked_count"] == 51
+    (repo / "new50.py").unlink()
+    assert len(run_record.code_state(repo)[0]["untracked"]) == 50
+
+
+def test_a_git_killed_by_a_signal_is_a_failure(repo, monkeypatch):
+    killed = subprocess.CompletedProcess(["git"], returncode=-9, stdout="", stderr="")
+    monkeypatch.setattr(run_record.subprocess, "run", lambda *args, **kwargs: killed)
+    with pytest.raises(RuntimeError, match=r"^git status failed$"):
+        run_record._git("status", root=repo)
+
+
+def test_the_code_is_read_once_per_process(monkeypatch):
+    calls = []
+    monkeypatch.setattr(run_record, "code_state", lambda: calls.append(1) or ({"commit": "c" * 40}, ""))
+    run_record.current_code.cache_clear()
+    try:
+        assert run_record.current_code() == run_record.current_code() == {"commit": "c" * 40}
+        assert len(calls) == 1
+    finally:
+        run_record.current_code.cache_clear()
+
+
+def test_a_checkpoint_from_other_code_is_warned_about_and_one_from_this_code_is_not(monkeypatch, caplog):
+    here = {"commit": "a" * 40, "dirty": False, "diff_sha256": None}
+    monkeypatch.setattr(run_record, "current_code", lambda: here)
+    with caplog.at_level(logging.WARNING, logger=run_record.__name__):
+        run_record.warn_if_code_changed({"code": here})
+        assert caplog.messages == []
+        run_record.warn_if_code_changed({"code": {**here, "commit": "b" * 40}})
+    sentence = run_record.code_change({"code": {**here, "commit": "b" * 40}}, here)
+    assert [message.removeprefix("[rank: 0] ") for message in caplog.messages] == [sentence]
+
+
+def test_installed_packages_are_listed_in_name_order_whatever_the_case():
+    names = list(run_record.packages())
+    assert names == sorted(names, key=str.lower) and "torch" in names and "PyYAML" in names
+
+
+def test_the_environment_names_python_cudnn_and_the_cuda_devices_it_sees(monkeypatch):
+    environment = run_record.environment()
+    assert environment["python"] == platform.python_version()
+    cudnn = torch.backends.cudnn
+    assert environment["cudnn"] == (cudnn.version() if cudnn.is_available() else None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert run_record.environment()["cuda_devices"] == 3
+
+
+def test_the_record_goes_to_this_commands_hydra_folder_else_to_the_configs(tmp_path, monkeypatch):
+    cfg = train_config([], tmp_path / "hydra")
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "paths")
+    assert run_record.record_folder(cfg) == tmp_path / "hydra"
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # not run by Hydra: a config composed in Python
+    assert run_record.record_folder(cfg) == tmp_path / "paths"
+
+
+def test_the_checkpoint_a_run_starts_from_is_fingerprinted_when_it_exists(tmp_path):
+    ckpt = tmp_path / "start.ckpt"
+    ckpt.write_bytes(b"weights")
+    record, _, _ = run_record.run_record(train_config([f"+ckpt_path={ckpt}"], tmp_path / "run"))
+    assert record["checkpoint"]["files"] == [{"path": str(ckpt), "bytes": 7, "sha256": sha256(ckpt)}]
+    for missing in (tmp_path / "missing.ckpt", None):
+        assert run_record.run_record(train_config([f"+ckpt_path={missing}"], tmp_path / "run"))[0]["checkpoint"] is None
+
+
+def test_the_record_as_text_keeps_its_order_its_characters_and_lines_of_120_characters():
+    text = run_record.as_text({"task": "train", "host": "café", "argv": ["x" * 50, "y" * 50]})
+    assert text.startswith("task: train\nhost: café\n")
+    # YAML folds a long text at the first space past column 120: one-letter words end the first line at 122 (at 120
+    # for a width of 119), two-letter words at 122 too (124 for a width of 121)
+    for word in ("a", "ab"):
+        first = run_record.as_text({"k": " ".join([word] * 100)}).splitlines()[0]
+        assert len(first) == 122, first
+
+
+def fake_trainer(rank: int, device: torch.device) -> SimpleNamespace:
+    return SimpleNamespace(
+        is_global_zero=rank == 0,
+        datamodule=None,
+        strategy=SimpleNamespace(root_device=device),
+        world_size=2,
+        loggers=[],
+        global_step=0,
+    )
+
+
+def test_the_recorder_writes_from_rank_zero_alone_into_a_new_folder_and_a_diff_only_when_dirty(tmp_path, monkeypatch):
+    monkeypatch.setattr(run_record, "code_state", lambda: ({"commit": "c" * 40, "dirty": False}, ""))
+    cfg = train_config([], tmp_path)
+    folder = tmp_path / "new" / "nested"
+    monkeypatch.setattr(run_record, "record_folder", lambda cfg: folder)
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    RunRecorder(cfg)
+    assert not folder.exists()
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    RunRecorder(cfg)
+    assert sorted(p.name for p in folder.iterdir()) == [run_record.RECORD_FILE]  # clean: no diff file
+    monkeypatch.setattr(run_record, "code_state", lambda: ({"commit": "c" * 40, "dirty": True}, "+x = 1\n"))
+    RunRecorder(cfg)
+    assert (folder / run_record.DIFF_FILE).read_text() == "+x = 1\n"
+
+
+def test_the_recorder_adds_the_device_on_rank_zero_only(tmp_path, monkeypatch):
+    recorder = RunRecorder(train_config([], tmp_path))
+    recorder.setup(fake_trainer(1, torch.device("cpu")), None, "fit")
+    assert "device" not in recorder.record
+    recorder.setup(fake_trainer(0, torch.device("cpu")), None, "fit")
+    assert recorder.record["device"] == {"device": "cpu", "name": platform.processor() or None, "world_size": 2}
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H100")
+    gpu = RunRecorder(train_config([], tmp_path))
+    gpu.setup(fake_trainer(0, torch.device("cuda", 0)), None, "fit")
+    assert gpu.record["device"] == {"device": "cuda:0", "name": "NVIDIA H100", "world_size": 2}
+    other = RunRecorder(train_config([], tmp_path))
+    other.setup(fake_trainer(0, torch.device("meta")), None, "fit")  # any other device: the processor's name
+    assert other.record["device"]["name"] == (platform.processor() or None)
