@@ -60,7 +60,8 @@ def start(callbacks, ranks: Ranks, monkeypatch, seen_by_rank) -> None:
 def test_rank_zero_alone_reports_and_every_rank_stops_when_pruned(trial_callbacks, monkeypatch):
     study, trial, callbacks = trial_callbacks
     going_on = Ranks(metric=0.75, epoch=0)
-    start(callbacks, going_on, monkeypatch, lambda seen: [seen, seen])
+    # each rank's values arrive unpickled: equal, never the same object
+    start(callbacks, going_on, monkeypatch, lambda seen: [seen, dict(seen)])
     for callback, trainer in zip(callbacks, going_on.trainers, strict=True):
         callback.on_validation_end(trainer, going_on.module)
     assert not any(t.should_stop for t in going_on.trainers)
@@ -113,3 +114,53 @@ def test_a_trial_hands_its_ranks_its_model_through_the_spawn_launcher(strategy, 
     config = OmegaConf.create({"trainer": {"strategy": strategy, "devices": 2}})
     spawn_ranks(config)
     assert OmegaConf.to_container(config.trainer)["strategy"] == spawned
+
+
+class WriteSpy:
+    """A storage that records the trial attributes written through it, and passes everything on."""
+
+    def __init__(self, storage):
+        self._storage, self.written = storage, []
+
+    def set_trial_system_attr(self, trial_id, key, value):
+        self.written.append(key)
+        self._storage.set_trial_system_attr(trial_id, key, value)
+
+    def __getattr__(self, name):
+        return getattr(self._storage, name)
+
+
+def test_rank_zero_alone_writes_to_the_study(trial_callbacks, monkeypatch):
+    study, trial, callbacks = trial_callbacks
+    spies = [WriteSpy(callback.trial.storage) for callback in callbacks]
+    for callback, spy in zip(callbacks, spies, strict=True):
+        monkeypatch.setattr(callback.trial, "storage", spy)
+    low = Ranks(metric=0.25, epoch=0)
+    start(callbacks, low, monkeypatch, lambda seen: [seen, dict(seen)])
+    for callback, trainer in zip(callbacks, low.trainers, strict=True):
+        callback.on_validation_end(trainer, low.module)
+    assert all(t.should_stop for t in low.trainers)
+    assert spies[0].written == [RANKS_ATTR, PRUNED_ATTR] and spies[1].written == []
+
+
+@pytest.mark.parametrize("sanity_checking, metric", [(True, "val/acc"), (False, "val/other")])
+def test_ranks_report_nothing_while_sanity_checking_or_without_the_metric(
+    trial_callbacks, monkeypatch, sanity_checking, metric
+):
+    study, trial, callbacks = trial_callbacks
+    ranks = Ranks(metric=0.25)
+    start(callbacks, ranks, monkeypatch, lambda seen: [seen, dict(seen)])
+    for callback, trainer in zip(callbacks, ranks.trainers, strict=True):
+        trainer.sanity_checking = sanity_checking
+        trainer.callback_metrics = {metric: torch.tensor(0.25)}
+        callback.on_validation_end(trainer, ranks.module)
+    assert study.trials[trial.number].intermediate_values == {} and not any(t.should_stop for t in ranks.trainers)
+    assert ranks.sent == []  # no rank waited for a broadcast
+
+
+def test_a_parameter_missing_from_a_parts_hyperparameters_is_none():
+    sources = {"model": {"optimizer": {"lr": 0.01}, "net": None}, "data": None}
+    assert optuna_trial._lookup(sources, "model.optimizer.lr") == 0.01
+    assert optuna_trial._lookup(sources, "model.optimizer.momentum") is None  # a key it lacks
+    assert optuna_trial._lookup(sources, "model.net.width") is None  # a part that is no mapping
+    assert optuna_trial._lookup(sources, "data.batch_size") is None  # a datamodule without hyperparameters
