@@ -85,3 +85,23 @@ def test_study_report_merges_the_seeds_of_each_experiment(tmp_path):
     assert mlp[8] == "2 min 00 s"  # the mean training time
     seeds = seed_table(find_seed_runs(tmp_path))
     assert _row(seeds, "cnn", "test/acc")[4:] == ["0.9800", "0.9900", "0.9900"]
+
+
+def write_run(run_dir: Path, seed: int, fold: int, acc: float) -> None:
+    """A finished run's folder as Hydra and the run_results callback leave it."""
+    (run_dir / ".hydra").mkdir(parents=True)
+    overrides = [f"seed={seed}", "data.folds=2", f"data.fold={fold}"]
+    OmegaConf.save(OmegaConf.create(overrides), run_dir / ".hydra" / "overrides.yaml")
+    config = {"seed": seed, "data": {"folds": 2, "fold": fold}, "optimized_metric": "val/acc_best"}
+    OmegaConf.save(OmegaConf.create(config), run_dir / ".hydra" / "config.yaml")
+    (run_dir / "results.json").write_text(json.dumps({"metrics": {"test/acc": acc}}))
+
+
+def test_runs_are_ordered_by_seed_then_fold_seed_zero_first(tmp_path):
+    # the folders' names (Hydra's job numbers) run the other way
+    for number, (seed, fold) in enumerate([(1, 0), (1, 1), (0, 1), (0, 0)]):
+        write_run(tmp_path / str(number), seed, fold, acc=0.5 + number / 10)
+    runs = find_seed_runs(tmp_path)
+    assert [(run.seed, run.fold) for run in runs] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert [run.label() for run in runs[:2]] == ["seed 0, fold 0", "seed 0, fold 1"]  # both, unless told otherwise
+    assert runs[0].label(seed=False) == "fold 0"
