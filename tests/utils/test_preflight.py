@@ -8,7 +8,15 @@ from omegaconf import OmegaConf
 from litlab.checkpoints.load import CheckpointError
 from litlab.data.base import DatasetNotFoundError
 from litlab.data.inputs import InputError
-from litlab.utils.preflight import as_list, before_prediction, before_training, checkpoint_path
+from litlab.utils import preflight
+from litlab.utils.preflight import (
+    as_list,
+    before_evaluation,
+    before_export,
+    before_prediction,
+    before_training,
+    checkpoint_path,
+)
 
 
 def config(tmp_path, **settings) -> OmegaConf:
@@ -62,3 +70,46 @@ def test_inputs_are_checked_when_given(tmp_path, classifier_ckpt):
         before_prediction(config(tmp_path, ckpt_path=str(classifier_ckpt), inputs=[str(tmp_path / "y.png")]))
     before_prediction(config(tmp_path, ckpt_path=str(classifier_ckpt), query="word"))  # word2vec asks no files
     assert as_list(None) == [] and as_list("a") == ["a"] and as_list(OmegaConf.create([1, "b"])) == ["1", "b"]
+
+
+def test_last_is_told_by_its_value_from_paths_that_sort_around_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    built = "".join(["la", "st"])  # "last" as a config read from a file holds it: not the interned literal
+    with pytest.raises(CheckpointError, match="^ckpt_path=last continues a training run"):
+        checkpoint_path(config(tmp_path, ckpt_path=built), "eval.py")
+    assert checkpoint_path(config(tmp_path, ckpt_path="model.ckpt"), "eval.py") == "model.ckpt"  # after "last"
+    before_training(config(tmp_path, ckpt_path=built))  # resolved by the run
+    with pytest.raises(CheckpointError, match="does not exist"):  # a relative path after "last" is still checked
+        before_training(config(tmp_path, ckpt_path="x.ckpt"))
+
+
+def test_every_missing_folder_is_found_and_the_first_named(tmp_path):
+    root = tmp_path / "horse2zebra"
+    (root / "trainA").mkdir(parents=True)
+    unpaired = {"_target_": "litlab.data.ImageFolderUnpairedDataModule", "root": str(root)}
+    with pytest.raises(DatasetNotFoundError, match=f"^Folder {root / 'trainB'} is missing"):
+        before_training(config(tmp_path, data=unpaired))
+
+
+def test_a_corpus_is_checked_whatever_its_name_and_text8_is_told_by_its_value(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    corpus = {"_target_": "litlab.data.TextCorpusDataModule", "corpus": "words.txt"}  # relative, after "text8"
+    with pytest.raises(DatasetNotFoundError, match="^Corpus 'words.txt' does not exist"):
+        before_training(config(tmp_path, data=corpus))
+    before_training(config(tmp_path, data={**corpus, "corpus": "".join(["text", "8"])}))
+
+
+@pytest.mark.parametrize(
+    "check, settings",
+    [
+        (before_training, {}),
+        (before_evaluation, {}),
+        (before_prediction, {"inputs": None}),
+        (before_export, {}),
+    ],
+)
+def test_the_checkpoint_is_mapped_not_read_before_the_run(check, settings, tmp_path, monkeypatch):
+    opened = []
+    monkeypatch.setattr(preflight.CheckpointFile, "open", lambda path, **kwargs: opened.append((path, kwargs)))
+    check(config(tmp_path, ckpt_path="run.ckpt", **settings))
+    assert opened == [("run.ckpt", {"mmap": True})]  # pages only what the check reads, however large the file
