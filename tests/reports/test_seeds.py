@@ -12,7 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from litlab import ROOT_DIR
-from litlab.reports.seeds import find_seed_runs, seed_table
+from litlab.reports.seeds import SeedRun, find_seed_runs, run_overrides, seed_table, several_seeds
 from litlab.reports.study import load_runs, markdown_table
 from tests.helpers.config import TEST_OVERRIDES, run_entry
 
@@ -87,7 +87,7 @@ def test_study_report_merges_the_seeds_of_each_experiment(tmp_path):
     assert _row(seeds, "cnn", "test/acc")[4:] == ["0.9800", "0.9900", "0.9900"]
 
 
-def write_run(run_dir: Path, seed: int, fold: int, acc: float) -> None:
+def write_run(run_dir: Path, seed: int | None, fold: int, acc: float) -> None:
     """A finished run's folder as Hydra and the run_results callback leave it."""
     (run_dir / ".hydra").mkdir(parents=True)
     overrides = [f"seed={seed}", "data.folds=2", f"data.fold={fold}"]
@@ -105,3 +105,28 @@ def test_runs_are_ordered_by_seed_then_fold_seed_zero_first(tmp_path):
     assert [(run.seed, run.fold) for run in runs] == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert [run.label() for run in runs[:2]] == ["seed 0, fold 0", "seed 0, fold 1"]  # both, unless told otherwise
     assert runs[0].label(seed=False) == "fold 0"
+
+
+def test_a_run_without_a_seed_comes_after_the_seeded_ones(tmp_path):
+    write_run(tmp_path / "0", seed=None, fold=0, acc=0.5)
+    write_run(tmp_path / "1", seed=7, fold=0, acc=0.6)
+    assert [run.seed for run in find_seed_runs(tmp_path)] == [7, None]
+
+
+def test_the_seed_tables_separator_has_a_cell_per_column(tmp_path):
+    for number, seed in enumerate([1, 2, 3]):
+        write_run(tmp_path / str(number), seed, fold=0, acc=0.5 + seed / 10)
+    header, separator = seed_table(find_seed_runs(tmp_path)).splitlines()[:2]
+    assert header.count("|") == separator.count("|") == 4 + 3 + 1  # run, metric, mean, std, a column per seed
+
+
+def test_overrides_without_a_value_are_left_out_of_a_runs_overrides(tmp_path):
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(OmegaConf.create(["~logger", "+tags=[a]", "seed=3"]), tmp_path / ".hydra" / "overrides.yaml")
+    assert run_overrides(tmp_path) == {"tags": "[a]", "seed": "3"}
+
+
+def test_several_seeds_means_a_group_of_more_than_one_run():
+    one_each = [SeedRun("a", 1, Path("a")), SeedRun("b", 1, Path("b"))]
+    assert not several_seeds(one_each)
+    assert several_seeds([*one_each, SeedRun("a", 2, Path("a2"))])
