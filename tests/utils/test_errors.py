@@ -1,0 +1,72 @@
+"""The one-sentence errors (src/litlab/utils/errors.py), unit by unit; tests/integration/test_faults.py runs the
+commands that print them."""
+
+import sys
+
+import pytest
+from hydra.errors import InstantiationException
+from omegaconf import OmegaConf
+
+from litlab.utils import errors
+from litlab.utils.errors import JobFailedError, OneSentenceErrors, explain
+
+
+def test_a_refused_target_is_named_as_the_config_wrote_it():
+    err = Exception(
+        "Target 'torch.optim.adam.Adam' (resolved from 'torch.optim.Adam') is not in the Hydra execution whitelist."
+    )
+    assert "names `torch.optim.Adam`, which configs may not run" in explain(err)
+    plain = Exception("Target 'os.system' is not in the Hydra execution whitelist.")
+    assert explain(plain).startswith("A config names `os.system`, which configs may not run")
+
+
+def test_a_failed_instantiation_without_a_config_key_names_its_target():
+    err = InstantiationException("Error in call to target 'litlab.models.ImageClassifier':\nValueError('bad')")
+    err.__cause__ = ValueError("bad width")
+    assert explain(err) == "ValueError: bad width (building `litlab.models.ImageClassifier`)"
+
+
+def test_a_folder_that_cannot_be_made_is_explained_by_the_os(tmp_path, monkeypatch):
+    def refused(dir):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(errors.tempfile, "mkdtemp", refused)
+    assert errors._unwritable(str(tmp_path / "a" / "b")) == f"Permission denied in {tmp_path}"
+
+    def no_reason(dir):
+        raise OSError("no reason given")
+
+    monkeypatch.setattr(errors.tempfile, "mkdtemp", no_reason)
+    assert errors._unwritable(str(tmp_path / "a")) == f"OSError in {tmp_path}"
+
+
+def test_a_grid_multirun_prints_a_failed_jobs_sentence_alone_and_hands_on_other_errors(tmp_path, monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, err, tb: seen.append(err))
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "multirun")}}})
+    OneSentenceErrors().on_multirun_start(config)
+    OneSentenceErrors().on_multirun_start(config)  # a second sweep in the process wraps the hook once
+    hook = sys.excepthook
+    hook(JobFailedError, JobFailedError("data.batch_size must be a positive integer"), None)
+    assert capsys.readouterr().err == "data.batch_size must be a positive integer\n" and seen == []
+    other = KeyError("x")
+    hook(KeyError, other, None)
+    assert seen == [other] and capsys.readouterr().err == ""
+
+
+def test_with_hydra_full_error_the_hook_is_left_alone(tmp_path, monkeypatch):
+    def previous(kind, err, tb):
+        return None
+
+    monkeypatch.setattr(sys, "excepthook", previous)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    OneSentenceErrors().on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert sys.excepthook is previous
+
+
+@pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
+def test_a_folder_that_can_be_made_passes(key, tmp_path):
+    config = OmegaConf.create({"hydra": {"run": {"dir": str(tmp_path / "r")}, "sweep": {"dir": str(tmp_path / "s")}}})
+    OneSentenceErrors()._check(config, key)
+    assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()  # checked, not made
