@@ -1,14 +1,18 @@
 """The one-sentence errors (src/litlab/utils/errors.py), unit by unit; tests/integration/test_faults.py runs the
 commands that print them."""
 
+import copy
 import sys
 
 import pytest
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from omegaconf import OmegaConf
+from hydra.types import RunMode
+from omegaconf import OmegaConf, read_write
 
 from litlab.utils import errors
-from litlab.utils.errors import JobFailedError, OneSentenceErrors, explain
+from litlab.utils.errors import JobFailedError, OneSentenceErrors, explain, report_errors
+from tests.helpers.config import train_config
 
 
 def test_a_refused_target_is_named_as_the_config_wrote_it():
@@ -70,3 +74,23 @@ def test_a_folder_that_can_be_made_passes(key, tmp_path):
     config = OmegaConf.create({"hydra": {"run": {"dir": str(tmp_path / "r")}, "sweep": {"dir": str(tmp_path / "s")}}})
     OneSentenceErrors()._check(config, key)
     assert not (tmp_path / "r").exists() and not (tmp_path / "s").exists()  # checked, not made
+
+
+def test_a_cause_that_names_its_target_gets_no_second_mention():
+    err = InstantiationException("Error in call to target 'litlab.models.ImageClassifier':\nValueError('x')")
+    err.__cause__ = ValueError("litlab.models.ImageClassifier needs a net")
+    assert explain(err) == "ValueError: litlab.models.ImageClassifier needs a net"
+    anonymous = InstantiationException("no target named here")
+    anonymous.__cause__ = ValueError("bad")
+    assert explain(anonymous) == "ValueError: bad"
+
+
+def test_a_failing_job_of_a_grid_multirun_ends_it_with_its_sentence(tmp_path, monkeypatch):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    train_config([], tmp_path)  # Hydra's config of a job: its sweeper is Hydra's basic (grid) sweeper
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", copy.deepcopy(HydraConfig.instance().cfg))  # put back after
+    with read_write(HydraConfig.get()):
+        HydraConfig.get().mode = RunMode.MULTIRUN
+    with pytest.raises(JobFailedError, match=r"^ValueError: bad batch size \[.*HYDRA_FULL_ERROR=1 prints it here\]$"):
+        with report_errors():
+            raise ValueError("bad batch size")
