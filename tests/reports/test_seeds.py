@@ -12,7 +12,16 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from litlab import ROOT_DIR
-from litlab.reports.seeds import SeedRun, find_seed_runs, run_overrides, seed_table, several_seeds
+from litlab.reports.seeds import (
+    SeedRun,
+    find_seed_runs,
+    format_mean_std,
+    run_metrics,
+    run_overrides,
+    seed_table,
+    several_seeds,
+    sweep_command,
+)
 from litlab.reports.study import load_runs, markdown_table
 from tests.helpers.config import TEST_OVERRIDES, run_entry
 
@@ -87,7 +96,7 @@ def test_study_report_merges_the_seeds_of_each_experiment(tmp_path):
     assert _row(seeds, "cnn", "test/acc")[4:] == ["0.9800", "0.9900", "0.9900"]
 
 
-def write_run(run_dir: Path, seed: int | None, fold: int, acc: float) -> None:
+def write_run(run_dir: Path, seed: int | None, fold: int | None, acc: float) -> None:
     """A finished run's folder as Hydra and the run_results callback leave it."""
     (run_dir / ".hydra").mkdir(parents=True)
     overrides = [f"seed={seed}", "data.folds=2", f"data.fold={fold}"]
@@ -130,3 +139,41 @@ def test_several_seeds_means_a_group_of_more_than_one_run():
     one_each = [SeedRun("a", 1, Path("a")), SeedRun("b", 1, Path("b"))]
     assert not several_seeds(one_each)
     assert several_seeds([*one_each, SeedRun("a", 2, Path("a2"))])
+
+
+def test_a_run_without_a_fold_comes_after_the_folds_of_its_seed(tmp_path):
+    write_run(tmp_path / "0", seed=1, fold=None, acc=0.5)
+    write_run(tmp_path / "1", seed=1, fold=0, acc=0.6)
+    assert [run.fold for run in find_seed_runs(tmp_path)] == [0, None]
+
+
+def test_a_tested_run_adds_its_optimized_metric_and_no_other_logged_one(tmp_path):
+    write_run(tmp_path, seed=1, fold=0, acc=0.5)  # results.json holds the test metrics
+    with open(tmp_path / "metrics.csv", "w", newline="") as file:
+        csv.writer(file).writerows([["epoch", "val/acc_best", "val/loss", "test/acc"], [0, 0.75, 0.3, 0.1]])
+    assert run_metrics(tmp_path, "val/acc_best") == {"test/acc": 0.5, "val/acc_best": 0.75}
+
+
+def test_the_sweeps_command_keeps_every_hydra_override_but_the_multirun_mode(tmp_path):
+    multirun = {
+        "hydra": {
+            "job": {"name": "train"},
+            "overrides": {
+                "task": ["seed=1,2"],
+                "hydra": ["hydra.mode=MULTIRUN", "hydra.job.chdir=false", "hydra.sweep.dir=logs/x"],
+            },
+        }
+    }
+    OmegaConf.save(OmegaConf.create(multirun), tmp_path / "multirun.yaml")
+    assert sweep_command(tmp_path) == "python train.py -m seed=1,2 hydra.job.chdir=false hydra.sweep.dir=logs/x"
+
+
+def test_an_override_whose_value_holds_an_equals_sign_keeps_it(tmp_path):
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(OmegaConf.create(["hydra.run.dir=logs/a=b"]), tmp_path / ".hydra" / "overrides.yaml")
+    assert run_overrides(tmp_path) == {"hydra.run.dir": "logs/a=b"}
+
+
+def test_two_values_have_a_standard_deviation_and_one_has_none():
+    assert format_mean_std([1.0, 3.0]) == "2.0000 ± 1.4142"
+    assert format_mean_std([2.0]) == "2.0000"
