@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from litlab.data import InMemoryImageDataModule, MNISTDataModule
+from litlab.data.base import check_folds
 from litlab.data.pixels import PixelConvention
 
 # Classes of unequal sizes (class c has 10 + 4c images), so that stratification shows in every fold.
@@ -107,15 +108,30 @@ def test_without_folds_the_split_is_the_plain_one():
     [
         ({"folds": 1, "fold": 0}, r"data\.folds must be an integer of at least 2, got 1: set for example"),
         ({"folds": True, "fold": 0}, r"data\.folds must be an integer of at least 2, got True"),
-        ({"folds": 5, "fold": 5}, r"data\.fold must be one of 0\.\.4 with data\.folds=5, got 5: set data\.fold=0 up"),
+        ({"folds": 2.5, "fold": 0}, r"data\.folds must be an integer of at least 2, got 2\.5"),
+        (
+            {"folds": 5, "fold": 5},
+            r"data\.fold must be one of 0\.\.4 with data\.folds=5, got 5: set data\.fold=0 up to data\.fold=4\.$",
+        ),
+        ({"folds": 5, "fold": 7}, r"data\.fold must be one of 0\.\.4 with data\.folds=5, got 7"),
         ({"folds": 5, "fold": -1}, r"data\.fold must be one of 0\.\.4 with data\.folds=5, got -1"),
-        ({"folds": 5}, r"data\.folds=5 needs data\.fold, .*'data\.fold=range\(0,5\)'"),
+        ({"folds": 5, "fold": True}, r"data\.fold must be one of 0\.\.4 with data\.folds=5, got True"),
+        (
+            {"folds": 5},
+            r"data\.folds=5 needs data\.fold, .*: set data\.fold to one of 0\.\.4, or sweep them all with "
+            r"-m 'data\.fold=range\(0,5\)'",
+        ),
         ({"fold": 2}, r"data\.fold=2 needs data\.folds, the number of folds: set data\.folds="),
     ],
 )
 def test_bad_fold_settings_name_the_key_and_the_fix(kwargs, message):
     with pytest.raises(ValueError, match=message):
         NumberedImages(**kwargs)
+
+
+@pytest.mark.parametrize("fold", [0, 1])
+def test_two_folds_are_the_fewest_and_both_are_taken(fold):
+    check_folds(2, fold)
 
 
 def test_more_folds_than_the_smallest_class_is_refused():
