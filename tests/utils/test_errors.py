@@ -2,6 +2,7 @@
 commands that print them."""
 
 import copy
+import logging
 import sys
 
 import pytest
@@ -50,8 +51,9 @@ def test_a_grid_multirun_prints_a_failed_jobs_sentence_alone_and_hands_on_other_
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "multirun")}}})
     OneSentenceErrors().on_multirun_start(config)
-    OneSentenceErrors().on_multirun_start(config)  # a second sweep in the process wraps the hook once
     hook = sys.excepthook
+    OneSentenceErrors().on_multirun_start(config)  # a second sweep in the process wraps the hook once
+    assert sys.excepthook is hook
     hook(JobFailedError, JobFailedError("data.batch_size must be a positive integer"), None)
     assert capsys.readouterr().err == "data.batch_size must be a positive integer\n" and seen == []
     other = KeyError("x")
@@ -94,3 +96,48 @@ def test_a_failing_job_of_a_grid_multirun_ends_it_with_its_sentence(tmp_path, mo
     with pytest.raises(JobFailedError, match=r"^ValueError: bad batch size \[.*HYDRA_FULL_ERROR=1 prints it here\]$"):
         with report_errors():
             raise ValueError("bad batch size")
+
+
+def test_another_sweepers_failing_job_keeps_its_exception(tmp_path, monkeypatch):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    train_config([], tmp_path)
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", copy.deepcopy(HydraConfig.instance().cfg))
+    with read_write(HydraConfig.get()):
+        HydraConfig.get().mode = RunMode.MULTIRUN
+        HydraConfig.get().sweeper = {"_target_": "custom.Sweeper"}  # records a failed trial itself, as Optuna's does
+    with pytest.raises(ValueError, match="^bad batch size$"):
+        with report_errors():
+            raise ValueError("bad batch size")
+
+
+def test_with_hydra_full_error_a_single_run_raises_its_exception(tmp_path, monkeypatch):
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    train_config([], tmp_path)  # a single run
+    with pytest.raises(ValueError, match="^bad batch size$"):
+        with report_errors():
+            raise ValueError("bad batch size")
+
+
+def test_a_missing_accelerator_is_named_with_the_cpu_as_the_fix():
+    err = RuntimeError("CUDAAccelerator can not run on your system since the accelerator is not available.")
+    assert explain(err).startswith("trainer.accelerator=gpu asks for a GPU, but this machine has none: run on the CPU")
+    assert explain(RuntimeError("No supported mps backend found")).startswith("trainer.accelerator=mps asks for a MPS")
+
+
+def test_an_error_raised_from_another_is_explained_by_itself():
+    try:
+        try:
+            raise KeyError("inner")
+        except KeyError as inner:
+            raise ValueError("outer") from inner
+    except ValueError as err:
+        assert explain(err) == "ValueError: outer"
+
+
+def test_the_sentence_names_the_first_log_file(tmp_path, monkeypatch):
+    root = logging.getLogger()
+    handlers = [logging.FileHandler(tmp_path / name, delay=True) for name in ("train.log", "other.log")]
+    monkeypatch.setattr(root, "handlers", handlers)
+    assert errors.sentence(ValueError("x")) == (
+        f"ValueError: x [full traceback in {tmp_path / 'train.log'}; HYDRA_FULL_ERROR=1 prints it here]"
+    )
