@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from litlab.data.inputs import read_image, read_tensor_file
+from litlab.data.inputs import ClassLabels, ImageInputs, PredictionDataModule, read_image, read_tensor_file
 
 
 def saved(tmp_path, tensor: torch.Tensor, name: str = "x.pt"):
@@ -63,3 +63,56 @@ def test_float_images_in_0_1_are_scaled_to_8_bits(tmp_path):
     values = np.array([[0.0, 0.5, 1.0, 0.25]], dtype=np.float32)
     Image.fromarray(values, mode="F").save(tmp_path / "floats.tiff")
     assert read_image(tmp_path / "floats.tiff", 1, (1, 4)).flatten().tolist() == [0, 128, 255, 64]
+
+
+def test_two_grey_images_and_a_channel_count_the_model_does_not_take(tmp_path):
+    two = torch.randint(0, 256, (2, 8, 8), dtype=torch.uint8)  # (N, H, W): two grey images, not two channels
+    assert read_tensor_file(saved(tmp_path, two), 1, (8, 8)).shape == (2, 1, 8, 8)
+    with pytest.raises(ValueError, match="^has 2 channels; the model takes 1$"):
+        read_tensor_file(saved(tmp_path, torch.rand(1, 2, 8, 8)), 1, (8, 8))
+    with pytest.raises(ValueError, match="^has 1 channels; the model takes 2$"):
+        read_tensor_file(saved(tmp_path, torch.rand(1, 1, 8, 8)), 2, (8, 8))
+
+
+def test_values_just_over_1_within_the_tolerance_are_clamped_to_1(tmp_path):
+    images = torch.full((1, 1, 2, 2), 1 + 5e-4)
+    assert torch.equal(read_tensor_file(saved(tmp_path, images), 1, (2, 2)), torch.ones(1, 1, 2, 2))
+
+
+def test_tensor_images_are_resized_with_antialiasing_and_pixel_centres(tmp_path):
+    sparse = torch.tensor([1.0, 0, 0, 0, 1, 0, 0, 0]).repeat(8, 1).view(1, 1, 8, 8)  # every fourth column lit
+    # antialiased, a quarter of the brightness survives the shrinking; plain bilinear sampling would miss it all
+    assert read_tensor_file(saved(tmp_path, sparse), 1, (2, 2)).mean() == pytest.approx(0.232, abs=0.01)
+    ramp = torch.tensor([0.0, 1.0]).repeat(2, 1).view(1, 1, 2, 2)
+    enlarged = read_tensor_file(saved(tmp_path, ramp), 1, (2, 4))
+    assert torch.allclose(enlarged[0, 0, 0], torch.tensor([0.0, 0.25, 0.75, 1.0]))  # align_corners=False
+
+
+def test_image_files_shrink_by_area_and_enlarge_by_interpolation(tmp_path):
+    Image.fromarray(np.array([[0, 255, 0, 255]], dtype=np.uint8)).save(tmp_path / "stripes.png")
+    assert read_image(tmp_path / "stripes.png", 1, (1, 2)).flatten().tolist() == [128, 128]  # each pair averaged
+    Image.fromarray(np.array([[0, 255]], dtype=np.uint8)).save(tmp_path / "two.png")
+    assert read_image(tmp_path / "two.png", 1, (1, 4)).flatten().tolist() == [0, 64, 191, 255]
+
+
+def test_32_bit_images_up_to_255_are_kept_and_dim_float_images_scaled(tmp_path):
+    Image.fromarray(np.array([[0, 128, 255]], dtype=np.int32), mode="I").save(tmp_path / "int32.tiff")
+    assert read_image(tmp_path / "int32.tiff", 1, (1, 3)).flatten().tolist() == [0, 128, 255]
+    Image.fromarray(np.array([[0.0, 0.25, 0.5]], dtype=np.float32), mode="F").save(tmp_path / "dim.tiff")
+    assert read_image(tmp_path / "dim.tiff", 1, (1, 3)).flatten().tolist() == [0, 64, 128]
+
+
+def test_image_inputs_are_floats_in_0_1(tmp_path):
+    Image.fromarray(np.array([[0, 255]], dtype=np.uint8)).save(tmp_path / "two.png")
+    item = ImageInputs([tmp_path / "two.png"], ["two.png"], 1, (1, 2))[0]
+    assert item["ok"] and item["images"].flatten().tolist() == [0.0, 1.0]
+
+
+def test_a_prediction_batch_size_must_be_positive_and_batches_without_images_pass_unchanged():
+    with pytest.raises(ValueError, match="^batch_size must be a positive integer, got 0"):
+        PredictionDataModule(ClassLabels([1]), batch_size=0)
+    module = PredictionDataModule(ClassLabels([1, 2]), batch_size=1, mean=[0.5], std=[0.25])
+    batch = {"labels": torch.tensor([1]), "index": torch.tensor([0])}
+    assert module.on_after_batch_transfer(batch, 0) is batch and set(batch) == {"labels", "index"}
+    images = {"images": torch.full((1, 1, 2, 2), 0.75)}
+    assert torch.allclose(module.on_after_batch_transfer(images, 0)["images"], torch.ones(1, 1, 2, 2))
