@@ -45,7 +45,7 @@ def test_a_folder_that_cannot_be_made_is_explained_by_the_os(tmp_path, monkeypat
     assert errors._unwritable(str(tmp_path / "a")) == f"OSError in {tmp_path}"
 
 
-def test_a_grid_multirun_prints_a_failed_jobs_sentence_alone_and_hands_on_other_errors(tmp_path, monkeypatch, capsys):
+def test_a_grid_sweep_prints_a_failed_jobs_sentence_alone_and_hands_on_other_errors(tmp_path, monkeypatch, capsys):
     seen = []
     monkeypatch.setattr(sys, "excepthook", lambda kind, err, tb: seen.append(err))
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
@@ -87,7 +87,7 @@ def test_a_cause_that_names_its_target_gets_no_second_mention():
     assert explain(anonymous) == "ValueError: bad"
 
 
-def test_a_failing_job_of_a_grid_multirun_ends_it_with_its_sentence(tmp_path, monkeypatch):
+def test_a_failing_job_of_a_grid_sweep_ends_it_with_its_sentence(tmp_path, monkeypatch):
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     train_config([], tmp_path)  # Hydra's config of a job: its sweeper is Hydra's basic (grid) sweeper
     monkeypatch.setattr(HydraConfig.instance(), "cfg", copy.deepcopy(HydraConfig.instance().cfg))  # put back after
