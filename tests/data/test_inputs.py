@@ -116,3 +116,21 @@ def test_a_prediction_batch_size_must_be_positive_and_batches_without_images_pas
     assert module.on_after_batch_transfer(batch, 0) is batch and set(batch) == {"labels", "index"}
     images = {"images": torch.full((1, 1, 2, 2), 0.75)}
     assert torch.allclose(module.on_after_batch_transfer(images, 0)["images"], torch.ones(1, 1, 2, 2))
+
+
+def test_8_bit_values_in_integer_images_are_kept_whatever_their_range(tmp_path):
+    Image.fromarray(np.array([[0, 1, 1]], dtype=np.int32), mode="I").save(tmp_path / "binary.tiff")
+    assert read_image(tmp_path / "binary.tiff", 1, (1, 3)).flatten().tolist() == [0, 1, 1]  # not scaled as floats
+    Image.fromarray(np.array([[0, 1.5, 100]], dtype=np.float32), mode="F").save(tmp_path / "counts.tiff")
+    assert read_image(tmp_path / "counts.tiff", 1, (1, 3)).flatten().tolist() == [0, 2, 100]  # beyond 1: no scaling
+    dark = np.array([[0, 128, 255]], dtype=np.uint16)  # a 16-bit image is scaled however dark it is
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    assert read_image(tmp_path / "dark16.png", 1, (1, 3)).flatten().tolist() == [0, 0, 1]
+
+
+def test_a_single_background_value_is_grey_for_every_channel(tmp_path):
+    rgba = np.zeros((1, 2, 4), dtype=np.uint8)
+    rgba[0, 1] = (10, 20, 30, 255)  # the first pixel transparent, the second opaque
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
+    pixels = read_image(tmp_path / "rgba.png", 3, (1, 2), background=(40,))
+    assert pixels[:, 0, 0].tolist() == [40, 40, 40] and pixels[:, 0, 1].tolist() == [10, 20, 30]
