@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import optuna
 import pytest
@@ -19,6 +20,7 @@ from optuna.trial import TrialState, create_trial
 from hydra_plugins.litlab_optuna_sweeper import launchers
 from litlab import CONFIG_DIR, ROOT_DIR
 from litlab.reports.sweep import duration_seconds
+from litlab.search import watch
 from litlab.search.pool import WorkerPool, job_loss
 from litlab.search.sampling import (
     FIXED_PARAMS,
@@ -130,6 +132,8 @@ def test_a_process_is_alive_until_it_ends_and_a_zombie_is_not():
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         assert process_alive(child.pid)
+        time.sleep(0.2)
+        assert child.poll() is None  # asked, not signalled
         child.kill()
         deadline = time.monotonic() + 30
         while process_alive(child.pid):  # dead, not yet reaped: a zombie
@@ -155,12 +159,53 @@ def test_a_worker_hears_of_its_commands_death_and_of_nothing_else():
         command.kill()
         command.wait()
     heard = threading.Event()
-    # a command on another machine (a SLURM login node), or none: nothing to watch
-    for other in (f"elsewhere:{command.pid}", None):
+    # a command on another machine (a SLURM login node), whatever its name, or none: nothing to watch
+    host = this_process().rsplit(":", 1)[0]
+    for other in (f"elsewhere:{command.pid}", f"{host}z:{command.pid}", f"a{host}:{command.pid}", None):
         with watching(other, heard.set, interval=0.01):
             time.sleep(0.1)
     assert not heard.is_set()
     assert not [t for t in threading.enumerate() if t.name == "litlab-sweep-watch"]
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/stat").exists(), reason="Linux: a process renamed through prctl, read in /proc"
+)
+def test_a_process_named_with_brackets_is_read_by_its_state_not_its_name():
+    # /proc/<pid>/stat is "pid (name) state ...": a name may hold ") Z" itself
+    named = "import ctypes, time; ctypes.CDLL(None).prctl(15, b'a) Z', 0, 0, 0); print(flush=True); time.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", named], stdout=subprocess.PIPE)
+    try:
+        child.stdout.readline()  # renamed
+        assert Path(f"/proc/{child.pid}/comm").read_text().strip() == "a) Z"
+        assert process_alive(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_another_users_process_and_a_machine_without_proc_count_as_alive(monkeypatch):
+    def refused(pid, signal):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(watch.os, "kill", refused)
+    assert process_alive(1)
+    monkeypatch.undo()
+
+    class NoProc(type(Path())):
+        def read_text(self, *args, **kwargs):
+            raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(watch, "Path", NoProc)  # macOS: the signal's answer stands
+    assert process_alive(os.getpid())
+
+
+def test_a_command_is_checked_every_interval_not_in_a_busy_loop(monkeypatch):
+    checks = []
+    monkeypatch.setattr(watch, "process_alive", lambda pid: checks.append(pid) or True)
+    with watching(this_process(), lambda: None):  # the default interval: one second
+        time.sleep(0.5)
+    assert checks == []
 
 
 # --- the pool of worker jobs (litlab.search.pool) ---
