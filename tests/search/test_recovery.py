@@ -199,13 +199,26 @@ def test_another_users_process_and_a_machine_without_proc_count_as_alive(monkeyp
     monkeypatch.setattr(watch, "Path", NoProc)  # macOS: the signal's answer stands
     assert process_alive(os.getpid())
 
+    class OddProc(type(Path())):
+        def read_text(self, *args, **kwargs):
+            return "no brackets here"
 
-def test_a_command_is_checked_every_interval_not_in_a_busy_loop(monkeypatch):
-    checks = []
-    monkeypatch.setattr(watch, "process_alive", lambda pid: checks.append(pid) or True)
-    with watching(this_process(), lambda: None):  # the default interval: one second
-        time.sleep(0.5)
-    assert checks == []
+    monkeypatch.setattr(watch, "Path", OddProc)  # a stat line it cannot parse: the signal's answer stands
+    assert process_alive(os.getpid())
+
+
+def test_a_command_is_checked_every_second_by_default(monkeypatch):
+    waits = []
+
+    class Stop(threading.Event):
+        def wait(self, timeout=None):
+            waits.append(timeout)
+            return True  # stopped at once: the block below has ended
+
+    monkeypatch.setattr(watch.threading, "Event", Stop)
+    with watching(this_process(), lambda: None):
+        pass
+    assert waits == [1.0]
 
 
 # --- the pool of worker jobs (litlab.search.pool) ---
