@@ -10,6 +10,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -215,7 +216,8 @@ def test_a_command_is_checked_every_second_by_default(monkeypatch):
             waits.append(timeout)
             return True  # stopped at once: the block below has ended
 
-    monkeypatch.setattr(watch.threading, "Event", Stop)
+    # the watch's own module reference only: Thread itself keeps the real Event
+    monkeypatch.setattr(watch, "threading", SimpleNamespace(Event=Stop, Thread=threading.Thread))
     with watching(this_process(), lambda: None):
         pass
     assert waits == [1.0]
