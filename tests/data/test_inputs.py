@@ -1,6 +1,9 @@
 """Reading what predict.py is given (src/litlab/data/inputs.py): tensor files of every layout, channel conversion,
 high-bit-depth images; tests/test_predict.py reads image files of every mode through the command."""
 
+import pickle
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -22,6 +25,7 @@ def saved(tmp_path, tensor: torch.Tensor, name: str = "x.pt"):
         ((3, 8, 8), (1, 3, 8, 8)),  # one colour image
         ((5, 8, 8), (5, 1, 8, 8)),  # five grey images
         ((2, 3, 8, 8), (2, 3, 8, 8)),  # a batch
+        ((0, 8, 8), (0, 1, 8, 8)),  # an empty stack of grey images: no images, not an error
     ],
 )
 def test_every_layout_of_a_tensor_file_is_read_as_a_batch(shape, read_as, tmp_path):
@@ -134,3 +138,46 @@ def test_a_single_background_value_is_grey_for_every_channel(tmp_path):
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
     pixels = read_image(tmp_path / "rgba.png", 3, (1, 2), background=(40,))
     assert pixels[:, 0, 0].tolist() == [40, 40, 40] and pixels[:, 0, 1].tolist() == [10, 20, 30]
+
+
+def test_a_half_transparent_pixel_is_blended_on_an_opaque_background(tmp_path):
+    Image.new("RGBA", (1, 1), (77, 77, 77, 15)).save(tmp_path / "faint.png")
+    assert read_image(tmp_path / "faint.png", 3, (1, 1)).flatten().tolist() == [245, 245, 245]
+
+
+def test_float_images_round_and_clip_into_8_bits(tmp_path):
+    Image.fromarray(np.array([[0.7, 0.0, 1.0]], dtype=np.float32), mode="F").save(tmp_path / "unit.tiff")
+    assert read_image(tmp_path / "unit.tiff", 1, (1, 3)).flatten().tolist() == [178, 0, 255]  # x 255, rounded
+    Image.fromarray(np.array([[-0.5, 0.5]], dtype=np.float32), mode="F").save(tmp_path / "below.tiff")
+    assert read_image(tmp_path / "below.tiff", 1, (1, 2)).flatten().tolist() == [0, 128]  # clipped, not wrapped
+    Image.fromarray(np.array([[0.0, 1e5]], dtype=np.float32), mode="F").save(tmp_path / "above.tiff")
+    assert read_image(tmp_path / "above.tiff", 1, (1, 2)).flatten().tolist() == [0, 255]  # past 16 bits: clipped
+    Image.fromarray(np.array([[0, 256, 514]], dtype=np.int32), mode="I").save(tmp_path / "wide.tiff")
+    assert read_image(tmp_path / "wide.tiff", 1, (1, 3)).flatten().tolist() == [0, 1, 2]  # past 255: 16-bit scale
+
+
+def test_images_shrink_by_area_in_height_too(tmp_path):
+    Image.fromarray(np.array([[0], [255], [0], [255]], dtype=np.uint8)).save(tmp_path / "column.png")
+    assert read_image(tmp_path / "column.png", 1, (2, 1)).flatten().tolist() == [128, 128]
+
+
+def test_values_at_the_tolerance_are_kept_and_every_channel_mismatch_refused(tmp_path):
+    edge = torch.full((1, 1, 2, 2), 1 + 1e-3)
+    assert torch.equal(read_tensor_file(saved(tmp_path, edge), 1, (2, 2)), torch.ones(1, 1, 2, 2))
+    for have, want in ((0, 3), (2, 3), (1, 4), (3, 2), (4, 1)):
+        with pytest.raises(ValueError, match=f"^has {have} channels; the model takes {want}$"):
+            read_tensor_file(saved(tmp_path, torch.rand(1, have, 4, 4)), want, (4, 4))
+
+
+def test_pickled_files_are_refused_not_run(tmp_path):
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        read_tensor_file(tmp_path / "objects.npy", 1, (4, 4))
+    torch.save({"images": torch.rand(1, 1, 4, 4), "extra": Path("x")}, tmp_path / "objects.pt")
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        read_tensor_file(tmp_path / "objects.pt", 1, (4, 4))
+
+
+def test_a_prediction_datamodules_defaults():
+    module = PredictionDataModule(ClassLabels([1]))
+    assert (module.batch_size, module.num_workers) == (64, 0)
