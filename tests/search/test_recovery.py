@@ -130,8 +130,11 @@ def test_a_lost_trials_duration_ends_at_its_last_heartbeat():
 
 def test_a_process_is_alive_until_it_ends_and_a_zombie_is_not():
     assert process_alive(os.getpid())
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # The child takes every signal's default action, even under nohup: a signal sent to it would end it.
+    code = "import signal, time; signal.signal(signal.SIGHUP, signal.SIG_DFL); print(flush=True); time.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
     try:
+        child.stdout.readline()
         assert process_alive(child.pid)
         time.sleep(0.2)
         assert child.poll() is None  # asked, not signalled
