@@ -1,7 +1,7 @@
-"""Sweeps that lose workers and commands that share a study, at unit level: the pool of worker jobs
-(litlab.search.pool), the watch of the command's process (litlab.search.watch), seeds and repeated parameter sets
-(litlab.search.sampling), and the launcher hints (real commands). The real sweeps, killed by real
-signals, are in tests/integration/test_sweep_recovery.py."""
+"""Sweeps that lose workers and commands that share a study, at unit level: the watch of the command's process
+(litlab.search.watch), seeds and repeated parameter sets (litlab.search.sampling), and the launcher hints (real
+commands); the pool of worker jobs is tested in test_pool.py. The real sweeps, killed by real signals, are in
+tests/integration/test_sweep_recovery.py."""
 
 import os
 import subprocess
@@ -14,7 +14,6 @@ from types import SimpleNamespace
 
 import optuna
 import pytest
-from hydra.core.utils import JobReturn, JobStatus
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -22,7 +21,6 @@ from hydra_plugins.litlab_optuna_sweeper import launchers
 from litlab import CONFIG_DIR, ROOT_DIR
 from litlab.reports.sweep import duration_seconds
 from litlab.search import watch
-from litlab.search.pool import WorkerPool, job_loss
 from litlab.search.sampling import (
     FIXED_PARAMS,
     evaluated_sets,
@@ -226,57 +224,6 @@ def test_a_command_is_checked_every_second_by_default(monkeypatch):
     assert waits == [1.0]
 
 
-# --- the pool of worker jobs (litlab.search.pool) ---
-
-
-def done(value) -> JobReturn:
-    ret = JobReturn(status=JobStatus.COMPLETED)
-    ret.return_value = value
-    return ret
-
-
-class Jobs:
-    """Worker jobs as a launcher would run them: each job number either returns or dies, as the test says."""
-
-    def __init__(self, dies: set[int]) -> None:
-        self.dies, self.launched = dies, []
-
-    def __call__(self, overrides, index) -> JobReturn:
-        self.launched.append((index, list(overrides)))
-        if index in self.dies:
-            raise RuntimeError(f"job {index} died\n(the launcher's many lines of detail)")
-        return done({"COMPLETE": index})
-
-
-@pytest.mark.parametrize(
-    ("dies", "max_replacements", "wanted", "launched", "lost"),
-    [
-        ({1}, 2, True, [0, 1, 2, 4], {1}),  # worker 1 lost, job 4 replaces it on worker 1's slot
-        ({1, 4}, 2, True, [0, 1, 2, 4, 7], {1, 4}),  # its replacement lost too: replaced again
-        ({1, 4}, 1, True, [0, 1, 2, 4], {1, 4}),  # no replacement left
-        ({0, 1, 2}, 0, True, [0, 1, 2], {0, 1, 2}),
-        ({1}, 2, False, [0, 1, 2], {1}),  # the study needs no more workers
-    ],
-)
-def test_a_lost_worker_is_replaced_while_the_study_needs_it(dies, max_replacements, wanted, launched, lost):
-    jobs = Jobs(dies)
-    outcome = WorkerPool(jobs, lambda k: [f"subdir=workers/{k}"], 3, max_replacements, lambda: wanted, 0.01).run()
-    assert sorted(index for index, _ in jobs.launched) == launched
-    assert all(overrides == [f"subdir=workers/{index}"] for index, overrides in jobs.launched)
-    assert set(outcome.lost) == lost and outcome.launched == len(launched)
-    assert all(why == f"RuntimeError: job {k} died" for k, why in outcome.lost.items())
-    assert {k: ret.return_value for k, ret in outcome.returns.items()} == {
-        k: {"COMPLETE": k} for k in launched if k not in lost
-    }
-
-
-def test_a_launchers_long_explanation_of_a_lost_job_is_one_line():
-    assert job_loss(RuntimeError("Job 12 has not produced any output\nError stream produced:\n...")) == (
-        "RuntimeError: Job 12 has not produced any output"
-    )
-    assert job_loss(KeyError()) == "KeyError"
-
-
 # --- launchers that cannot run: one sentence ---
 
 
@@ -350,33 +297,3 @@ def test_slurm_on_a_machine_without_slurm_is_one_sentence(tmp_path):
         "for workers on this machine."
     )
     assert not (tmp_path / "sweep").exists()
-
-
-class Blocking:
-    """Worker jobs that run until the test lets them end; `stop()` is what the pool calls to end them."""
-
-    def __init__(self) -> None:
-        self.release, self.stopped = threading.Event(), False
-
-    def __call__(self, overrides, index) -> JobReturn:
-        self.release.wait(timeout=60)
-        return done({})
-
-    def stop(self) -> None:
-        self.stopped = True
-        self.release.set()
-
-
-@pytest.mark.parametrize("end_in_time", [True, False])
-def test_interrupted_workers_get_time_to_close_their_trials_then_are_ended(end_in_time):
-    jobs = Blocking()
-    pool = WorkerPool(jobs, lambda k: [], 2, 0, lambda: True, poll=0.01)
-    for index in range(2):
-        pool._start(index)
-    pool.running = 2
-    if end_in_time:  # the terminal's Ctrl-C reached the workers too: they close their trials and end
-        jobs.release.set()
-    started = time.monotonic()
-    pool.interrupted(timeout=0.5)
-    assert jobs.stopped is not end_in_time
-    assert time.monotonic() - started < (0.4 if end_in_time else 5)

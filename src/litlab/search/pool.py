@@ -106,9 +106,9 @@ def job_loss(err: BaseException) -> str:
 class PoolOutcome:
     """How the workers of a sweep ended."""
 
+    launched: int  # worker jobs started, replacements included
     returns: dict[int, JobReturn] = field(default_factory=dict)  # by job number: the workers that came back
     lost: dict[int, str] = field(default_factory=dict)  # by job number: why a worker's job is gone
-    launched: int = 0
 
 
 class WorkerPool:
@@ -117,6 +117,11 @@ class WorkerPool:
 
     Worker `k` runs as job number `k`; its replacement as job `k + n_jobs` (so it keeps `k`'s GPU), and so on.
     """
+
+    # What each worker's thread reports when its job ends: the job number, its JobReturn (None if it was lost), and
+    # why it was lost (None if it came back).
+    ended: queue.Queue[tuple[int, JobReturn | None, str | None]]
+    running: int  # worker jobs started and not yet reported ended
 
     def __init__(
         self,
@@ -133,7 +138,7 @@ class WorkerPool:
         self.max_replacements = max_replacements
         self.wanted = wanted
         self.poll = poll
-        self.ended: queue.Queue[tuple[int, JobReturn | None, str | None]] = queue.Queue()
+        self.ended = queue.Queue()
         self.running = 0
 
     def _start(self, index: int) -> None:
@@ -143,16 +148,18 @@ class WorkerPool:
             except BaseException as err:  # noqa: BLE001 - whatever ended the job, this thread reports it
                 self.ended.put((index, None, job_loss(err)))
 
+        # A daemon: a command that leaves (its workers ended or abandoned) does not wait for the thread's launch call.
         threading.Thread(target=run, name=f"litlab-sweep-worker-{index}", daemon=True).start()
+        self.running += 1
 
     def run(self) -> PoolOutcome:
         outcome = PoolOutcome(launched=self.n_jobs)
         for index in range(self.n_jobs):
             self._start(index)
-        self.running = self.n_jobs
         while self.running:
             try:
-                # A timeout, so that Ctrl-C reaches this thread while it waits.
+                # A timeout, so that Ctrl-C reaches this thread while it waits where a wait on a lock cannot be
+                # interrupted (Windows; POSIX interrupts it at once).
                 index, ret, lost = self.ended.get(timeout=self.poll)
             except queue.Empty:
                 continue
@@ -167,7 +174,6 @@ class WorkerPool:
                 log.info(f"Worker {index + self.n_jobs} replaces it ({replacements + 1} of {self.max_replacements}).")
                 self._start(index + self.n_jobs)
                 outcome.launched += 1
-                self.running += 1
         return outcome
 
     def interrupted(self, timeout: float) -> None:
