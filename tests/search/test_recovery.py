@@ -20,7 +20,7 @@ from optuna.trial import TrialState, create_trial
 from hydra_plugins.litlab_optuna_sweeper import launchers
 from litlab import CONFIG_DIR, ROOT_DIR
 from litlab.reports.sweep import duration_seconds
-from litlab.search import watch
+from litlab.search import sampling, watch
 from litlab.search.sampling import (
     FIXED_PARAMS,
     evaluated_sets,
@@ -84,6 +84,21 @@ def test_a_sampled_trial_repeats_another_that_ran_runs_or_waits_with_its_paramet
     assert repeated_trial(mine, [other, mine]) == (other.number if repeat else None)
 
 
+def test_the_repeat_found_is_the_first_that_ran_past_trials_that_do_not_count():
+    mine = trial(5, TrialState.RUNNING, 1)
+    others = [trial(2, TrialState.COMPLETE, 2), trial(9, TrialState.RUNNING, 1), trial(3, TrialState.COMPLETE, 1)]
+    assert repeated_trial(mine, [mine, *others]) == 3
+    # a trial of a later number that finished (it was sampled alike, then ran to its end) is one too
+    assert repeated_trial(mine, [mine, trial(9, TrialState.COMPLETE, 1)]) == 9
+
+
+def test_a_trial_is_not_its_own_repeat_in_the_copy_the_study_hands_back():
+    mine = trial(1000, TrialState.RUNNING, 1)
+    copy = trial(int("1000"), TrialState.RUNNING, 1)  # the storage's copy: the same number, another int object
+    assert copy.number == mine.number and copy.number is not mine.number
+    assert repeated_trial(mine, [copy]) is None
+
+
 def test_a_trial_asked_for_on_purpose_is_never_a_repeat():
     retry = trial(5, TrialState.RUNNING, 1, fixed=True)
     assert repeated_trial(retry, [trial(0, TrialState.COMPLETE, 1), retry]) is None
@@ -103,10 +118,65 @@ def test_a_discrete_space_is_counted_and_its_unevaluated_sets_found():
     assert unevaluated_set({"lr": FloatDistribution(0.1, 1.0)}, trials, 0) is None
 
 
-def test_a_large_discrete_space_gets_a_free_set_without_listing_it():
+def test_a_large_discrete_space_gets_a_free_set_without_listing_it(monkeypatch):
+    def product(*grid):
+        raise AssertionError("a space of 10^8 sets was listed")
+
+    monkeypatch.setattr(sampling, "itertools", SimpleNamespace(product=product))
     space = {f"p{k}": IntDistribution(0, 99) for k in range(4)}  # 10^8 sets
     found = unevaluated_set(space, [], seed=1)
     assert found is not None and set(found) == set(space) and all(0 <= v <= 99 for v in found.values())
+
+
+def test_stepped_int_and_float_spaces_are_counted_and_listed_to_their_last_value():
+    ints, floats = IntDistribution(0, 10, step=2), FloatDistribution(0.0, 0.7, step=0.1)
+    assert space_size({"n": ints}) == 6 and space_size({"d": floats}) == 8
+    assert space_size({"d": FloatDistribution(0.0, 0.3, step=0.1)}) == 4  # 0.3 / 0.1 is 2.9999999999999996
+    assert space_size({"d": FloatDistribution(0.2, 0.6, step=0.2)}) == 3
+    evaluated = [
+        create_trial(state=TrialState.COMPLETE, value=1.0, params={"n": v}, distributions={"n": ints})
+        for v in range(0, 9, 2)
+    ]
+    assert {unevaluated_set({"n": ints}, evaluated, seed)["n"] for seed in range(20)} == {10}
+    # the values Optuna itself suggests: a space is covered once each has run
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.optimize(lambda trial: trial.suggest_float("d", 0.0, 0.7, step=0.1), n_trials=150)
+    suggested = sorted({trial.params["d"] for trial in study.trials})
+    assert len(suggested) == 8 and suggested[3] == 0.30000000000000004 and suggested[7] == 0.7
+    assert unevaluated_set({"d": floats}, study.trials, 0) is None
+    for missing in (suggested[3], suggested[7], suggested[0]):
+        others = [trial for trial in study.trials if trial.params["d"] != missing]
+        assert {unevaluated_set({"d": floats}, others, seed)["d"] for seed in range(20)} == {missing}
+
+
+def test_trials_of_another_space_are_not_counted_as_evaluating_its_sets():
+    wider = {**SPACE, "z": CategoricalDistribution([0, 1])}  # an earlier sweep of the study searched z too
+    older = create_trial(state=TrialState.COMPLETE, value=1.0, params={"x": 1, "y": "a", "z": 0}, distributions=wider)
+    assert evaluated_sets([older], SPACE) == 0 and evaluated_sets([older], wider) == 1
+
+
+def completed(params: dict) -> SimpleNamespace:
+    """What the free-set search reads of a complete trial (a FrozenTrial costs 100 times as much to make)."""
+    return SimpleNamespace(state=TrialState.COMPLETE, params=params, system_attrs={}, user_attrs={})
+
+
+@pytest.mark.parametrize("shape", [(400, 250), (3, 33_333)])  # 100,000 sets, the most that are listed; 99,999
+def test_a_space_up_to_the_listing_size_finds_its_last_free_set_for_sure(shape):
+    space = {"x": CategoricalDistribution(list(range(shape[0]))), "y": CategoricalDistribution(list(range(shape[1])))}
+    evaluated = [completed({"x": k % shape[0], "y": k // shape[0]}) for k in range(1, shape[0] * shape[1])]
+    # 1000 random draws would miss the one free set in a hundred thousand; the listing finds it every time
+    assert all(unevaluated_set(space, evaluated, seed) == {"x": 0, "y": 0} for seed in range(3))
+
+
+def test_a_space_past_the_listing_size_is_drawn_from(monkeypatch):
+    def product(*grid):
+        raise AssertionError("a space of 100,001 sets was listed")
+
+    monkeypatch.setattr(sampling, "itertools", SimpleNamespace(product=product))
+    space = {"x": CategoricalDistribution(list(range(11))), "y": CategoricalDistribution(list(range(9091)))}
+    assert sampling.ENUMERATED == 100_000 and space_size(space) == 100_001
+    found = unevaluated_set(space, [completed({"x": 0, "y": 0})], seed=0)
+    assert found is not None and found != {"x": 0, "y": 0}
 
 
 # --- the time a lost trial ran (trials.csv) ---

@@ -102,7 +102,9 @@ def _values(dist: BaseDistribution) -> list[Any]:
     if isinstance(dist, IntDistribution):
         return list(range(dist.low, dist.high + 1, dist.step))
     assert isinstance(dist, FloatDistribution) and dist.step is not None
-    return [dist.low + i * dist.step for i in range(round((dist.high - dist.low) / dist.step) + 1)]
+    # Sets are told apart by their values' reprs: each value is the float Optuna suggests (optuna/_transform.py),
+    # `i * step + low` clipped to `high` (3 * 0.1 is 0.30000000000000004, above a `high` of 0.3).
+    return [min(i * dist.step + dist.low, dist.high) for i in range(round((dist.high - dist.low) / dist.step) + 1)]
 
 
 def unevaluated_set(
