@@ -722,6 +722,7 @@ mode: ok
 y: 0.0
 layers: []
 net: {depth: 1, widths: []}
+data: {folds: null, fold: null}
 label: none
 optimized_metric: val/loss
 callbacks: {}
@@ -1117,3 +1118,80 @@ def test_worker_in_a_discrete_space_runs_a_free_set_for_a_repeat_and_stops_when_
     assert len(evaluated) == 4 == len(set(evaluated)) and len(ran) == 2
     skipped = [t for t in study.get_trials() if LOST_REASON in t.user_attrs]
     assert all(t.user_attrs[LOST_REASON].startswith("skipped: trial ") for t in skipped) and len(skipped) <= 2
+
+
+def test_worker_runs_a_trials_folds_in_order_and_scores_their_mean(tiny):
+    study = tiny.study()
+    for x, mode in [(0.2, "ok"), (0.4, "raise"), (0.6, "prune")]:
+        study.enqueue_trial({"x": x, "mode": mode})
+    ran_folds = []
+
+    def task(cfg):
+        ran_folds.append((cfg.x, cfg.data.folds, cfg.data.fold, "optuna_trial" in cfg.callbacks))
+        if cfg.mode == "prune":
+            raise optuna.TrialPruned("pruned in its first fold")
+        if cfg.mode == "raise" and cfg.data.fold == 1:
+            raise ValueError("fold 1 broke")
+        return cfg.x + cfg.data.fold
+
+    assert tiny.run(tiny.worker(task, n_trials=3, folds=3)) == {"COMPLETE": 1, "PRUNED": 1, "FAIL": 1}
+    # every fold of a trial while they complete, the first alone reporting to the trial (the pruner's view)
+    assert ran_folds == [
+        (0.2, 3, 0, True),
+        (0.2, 3, 1, False),
+        (0.2, 3, 2, False),
+        (0.4, 3, 0, True),
+        (0.4, 3, 1, False),
+        (0.6, 3, 0, True),
+    ]
+    complete, failed, pruned = study.get_trials()
+    assert complete.state == TrialState.COMPLETE and complete.value == pytest.approx(1.2)
+    assert complete.user_attrs["fold_values"] == [[0.2], [pytest.approx(1.2)], [pytest.approx(2.2)]]
+    assert failed.state == TrialState.FAIL and failed.user_attrs[FAIL_REASON] == "fold 1: ValueError: fold 1 broke"
+    assert failed.user_attrs["fold_values"] == [[0.4]]
+    assert pruned.state == TrialState.PRUNED
+
+
+def test_worker_stops_when_its_sampler_only_proposes_sets_the_study_holds(tiny, caplog):
+    caplog.set_level("WARNING", logger="litlab.search.worker")
+    study = tiny.study()
+    one_point = {"x": FloatDistribution(0.25, 0.25)}  # a continuous space, yet every draw is the same
+    assert tiny.run(tiny.worker(n_trials=40, distributions=one_point)) == {"COMPLETE": 1, "PRUNED": 0, "FAIL": 0}
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] + ["FAIL"] * 20
+    assert all(t.user_attrs[LOST_REASON] == "skipped: trial 0 has the same parameters" for t in trials[1:])
+    assert "The sampler proposed 20 parameter sets in a row that the study already holds" in caplog.text
+
+
+def test_worker_finds_a_discrete_space_exhausted_unless_a_retry_waits():
+    space = {"mode": CategoricalDistribution(["ok", "raise"])}
+    worker, study = bare_worker(distributions=space), optuna.create_study()
+    for mode in ("ok", "raise"):
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5, params={"mode": mode}, distributions=space))
+    assert worker._exhausted(study, 2)
+    study.enqueue_trial({"mode": "ok"})  # a lost trial's retry waits to run
+    assert not worker._exhausted(study, 2)
+
+
+class Exited(Exception):
+    """os._exit, caught: the test goes on where the worker's process would end."""
+
+
+def test_worker_of_a_dead_command_closes_its_running_trial_and_exits(monkeypatch):
+    def exit_process(code):
+        raise Exited(code)
+
+    monkeypatch.setattr(worker_module, "os", types.SimpleNamespace(_exit=exit_process))
+    monkeypatch.setattr(worker_module, "logging", types.SimpleNamespace(shutdown=lambda: None))
+    study, worker = optuna.create_study(), bare_worker(command="node7:4242")
+    running, finished = study.ask(), study.ask()
+    study.tell(finished, 0.5)  # it finished as the command died
+    for trial in (running, finished, None):
+        worker._running = None if trial is None else (study, trial)
+        with pytest.raises(Exited) as exited:
+            worker._orphaned()
+        assert exited.value.args == (1,)
+    closed, kept = study.get_trials()
+    assert closed.state == TrialState.FAIL and not counts(closed)
+    assert closed.user_attrs[LOST_REASON] == "stopped: the sweep command (node7:4242) that started its worker died"
+    assert kept.state == TrialState.COMPLETE and LOST_REASON not in kept.user_attrs

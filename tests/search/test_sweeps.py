@@ -815,6 +815,25 @@ def test_sweeper_replaces_no_worker_once_its_study_is_done(tmp_path, monkeypatch
     assert caplog.messages[-1] == "1 of 2 workers lost (0 replacements started)."
 
 
+@pytest.mark.parametrize(
+    ("n_trials", "deadline", "finished", "wanted"),
+    [
+        (3, None, 2, True),
+        (3, None, 3, False),  # the target is reached: a lost worker is not replaced
+        (None, None, 9, True),  # no target: until stopped
+        (None, +3600, 9, True),
+        (None, -1, 0, False),  # the time budget is spent
+    ],
+)
+def test_sweeper_wants_more_work_below_its_target_and_before_its_deadline(n_trials, deadline, finished, wanted):
+    study = optuna.create_study()
+    for _ in range(finished):
+        study.tell(study.ask(), 0.5)
+    study.ask()  # a running trial counts toward nothing yet
+    plan = SimpleNamespace(n_trials=n_trials, deadline=None if deadline is None else time.time() + deadline)
+    assert LitlabOptunaSweeper._unfinished(SimpleNamespace(worker=SimpleNamespace(plan=plan)), study) is wanted
+
+
 def test_sweeper_refuses_a_stored_study_of_another_direction(tmp_path, monkeypatch):
     sweeper = scripted_sweeper(tmp_path, monkeypatch, direction="minimize", params={"x": "choice(1, 2)"})
     optuna.create_study(study_name="unit", storage=sweeper.storage(), direction="maximize")
