@@ -407,6 +407,7 @@ def sweeper_with(**settings) -> LitlabOptunaSweeper:
         ("grace_period", 30, "null or longer than heartbeat_interval"),
         ("retry_failed", -1, "0 or more"),
         ("threads_per_worker", 0, "a positive number or null"),
+        ("max_replacements", -1, "0 or more"),
     ],
 )
 def test_sweeper_refuses_a_setting_out_of_range(setting, value, expected):
@@ -429,6 +430,7 @@ def test_sweeper_defaults_are_the_documented_ones():
         {"n_trials": 1, "n_jobs": 1, "timeout": 0.5, "max_failure_rate": 0.0, "heartbeat_interval": 1},
         {"grace_period": 2, "heartbeat_interval": 1, "retry_failed": 0, "threads_per_worker": 1},
         {"n_trials": None, "timeout": None, "max_failure_rate": 1.0, "grace_period": None, "threads_per_worker": None},
+        {"folds": 2, "max_replacements": 0},
     ],
 )
 def test_sweeper_accepts_settings_at_their_limits(settings):
@@ -780,6 +782,40 @@ def test_sweeper_replaces_a_lost_worker_and_says_so_last(tmp_path, monkeypatch, 
     assert caplog.messages[-1] == "1 of 3 workers lost (1 replacement started)."
 
 
+def test_sweeper_replaces_every_lost_worker_it_may_and_counts_them(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    workers = Workers(None, dies={0, 1}, trials=2)
+    sweeper = pooled_sweeper(tmp_path, monkeypatch, workers, n_jobs=2, n_trials=4)
+    sweeper.sweep([])
+    assert sorted(workers.launched) == [0, 1, 2, 3]
+    assert caplog.messages[-1] == "2 of 4 workers lost (2 replacements started)."
+
+
+class FailingLauncher:
+    """A launcher whose batch of workers failed as a whole."""
+
+    def launch(self, job_overrides, initial_job_idx):
+        raise RuntimeError("the batch failed\n(its long explanation)")
+
+
+@pytest.mark.parametrize(
+    "target", [BASIC_LAUNCHER, "hydra_plugins.acme_launcher.AcmeLauncher", "acme.Launcher", "hydra.Launcher"]
+)
+def test_sweeper_says_which_launcher_lost_its_workers_except_its_own_process(target):
+    sweeper = SimpleNamespace(config=OmegaConf.create({"hydra": {"launcher": {"_target_": target}}}))
+    sweeper.launcher = FailingLauncher()
+    if target == BASIC_LAUNCHER:  # the workers ran in this process: their error is the command's
+        with pytest.raises(RuntimeError, match="the batch failed"):
+            LitlabOptunaSweeper._launch_together(sweeper, [["x=1"]])
+        return
+    with pytest.raises(SweepError) as raised:
+        LitlabOptunaSweeper._launch_together(sweeper, [["x=1"]])
+    assert str(raised.value) == (
+        f"The launcher {target} lost the sweep's workers (RuntimeError: the batch failed): rerun the command to "
+        "continue the study."
+    )
+
+
 def test_sweeper_whose_workers_are_all_lost_stops_with_its_report(tmp_path, monkeypatch, caplog):
     workers = Workers(None, dies={0, 1, 2, 3})
     sweeper = pooled_sweeper(tmp_path, monkeypatch, workers, n_jobs=2, n_trials=4, max_replacements=1)
@@ -820,6 +856,7 @@ def test_sweeper_replaces_no_worker_once_its_study_is_done(tmp_path, monkeypatch
     [
         (3, None, 2, True),
         (3, None, 3, False),  # the target is reached: a lost worker is not replaced
+        (3, None, 4, False),  # ... and passed, by workers that finished together
         (None, None, 9, True),  # no target: until stopped
         (None, +3600, 9, True),
         (None, -1, 0, False),  # the time budget is spent
