@@ -1152,25 +1152,35 @@ def test_worker_runs_a_trials_folds_in_order_and_scores_their_mean(tiny):
     assert pruned.state == TrialState.PRUNED
 
 
-def test_worker_stops_when_its_sampler_only_proposes_sets_the_study_holds(tiny, caplog):
+@pytest.mark.parametrize("earlier", [False, True])  # the one set run by this worker first, or by an earlier command
+def test_worker_stops_when_its_sampler_only_proposes_sets_the_study_holds(earlier, tiny, caplog):
     caplog.set_level("WARNING", logger="litlab.search.worker")
     study = tiny.study()
     one_point = {"x": FloatDistribution(0.25, 0.25)}  # a continuous space, yet every draw is the same
-    assert tiny.run(tiny.worker(n_trials=40, distributions=one_point)) == {"COMPLETE": 1, "PRUNED": 0, "FAIL": 0}
+    if earlier:
+        study.add_trial(
+            create_trial(state=TrialState.COMPLETE, value=0.25, params={"x": 0.25}, distributions=one_point)
+        )
+    ran = tiny.run(tiny.worker(n_trials=40, distributions=one_point))
+    assert ran == {"COMPLETE": 0 if earlier else 1, "PRUNED": 0, "FAIL": 0}
     trials = study.get_trials()
-    assert [t.state.name for t in trials] == ["COMPLETE"] + ["FAIL"] * 20
+    assert [t.state.name for t in trials] == ["COMPLETE"] + ["FAIL"] * 20  # 20 skipped in a row, then it stops
     assert all(t.user_attrs[LOST_REASON] == "skipped: trial 0 has the same parameters" for t in trials[1:])
     assert "The sampler proposed 20 parameter sets in a row that the study already holds" in caplog.text
 
 
 def test_worker_finds_a_discrete_space_exhausted_unless_a_retry_waits():
-    space = {"mode": CategoricalDistribution(["ok", "raise"])}
+    space = {"depth": IntDistribution(1, 300)}
     worker, study = bare_worker(distributions=space), optuna.create_study()
-    for mode in ("ok", "raise"):
-        study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5, params={"mode": mode}, distributions=space))
-    assert worker._exhausted(study, 2)
-    study.enqueue_trial({"mode": "ok"})  # a lost trial's retry waits to run
-    assert not worker._exhausted(study, 2)
+    for depth in range(1, 300):
+        study.add_trial(
+            create_trial(state=TrialState.COMPLETE, value=0.5, params={"depth": depth}, distributions=space)
+        )
+    assert not worker._exhausted(study, 300)
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5, params={"depth": 300}, distributions=space))
+    assert worker._exhausted(study, 300)
+    study.enqueue_trial({"depth": 1})  # a lost trial's retry waits to run
+    assert not worker._exhausted(study, 300)
 
 
 class Exited(Exception):
