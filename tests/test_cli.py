@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from litlab import ROOT_DIR
+from hydra_plugins.litlab_optuna_sweeper import launchers
+from litlab import CONFIG_DIR, ROOT_DIR
+from litlab.cli import drop_null_groups, refuse_missing_launcher
 
 # Every Python file in the repository root is a Hydra entry point (train.py, eval.py, ...).
 ENTRY_FILES = sorted(p.name for p in ROOT_DIR.glob("*.py"))
@@ -189,3 +191,26 @@ def test_hydra_fish_completion_completes_entry_files_and_console_scripts(tmp_pat
     lines = ENTRY_LINES + [f"{name} experiment=mn" for name in names]
     script = setup + [f'echo "== {line}"; complete -C "{line}"' for line in lines]
     _assert_completes(["fish", "-c"], script, lines, [tmp_path, PYTHON_BIN])
+
+
+def test_a_null_group_choice_becomes_hydras_deletion_and_nothing_else_changes():
+    arguments = ["logger=null", "callbacks=None", "model/optimizer=null", "seed=null", "acme=null", "logger=nullx"]
+    assert drop_null_groups([*arguments, "+logger=null"]) == [
+        "~logger",
+        "~callbacks",
+        "~model/optimizer",
+        "seed=null",  # a value, not a config group
+        "acme=null",  # no such group: Hydra names it
+        "logger=nullx",
+        "+logger=null",
+    ]
+
+
+def test_a_missing_launcher_plugin_ends_the_command_with_its_sentence(monkeypatch, capsys):
+    monkeypatch.setattr(launchers, "installed", lambda module: False)
+    with pytest.raises(SystemExit) as exited:
+        refuse_missing_launcher(["-m", "hydra/launcher=ray", "seed=1"])
+    assert exited.value.code == 1
+    assert capsys.readouterr() == ("", launchers.missing_launcher_choice(["hydra/launcher=ray"], CONFIG_DIR) + "\n")
+    refuse_missing_launcher(["-m", "hydra/launcher=joblib"])  # litlab's own preset: nothing to say
+    assert capsys.readouterr() == ("", "")
