@@ -29,6 +29,7 @@ from litlab.search.conditional import cnn_layers
 from litlab.search.directions import StudyDirectionError, check_directions
 from litlab.search.errors import SweepError
 from litlab.search.params import format_override, grid_choices, parse_search_space, quote
+from litlab.search.pool import WorkerPool
 from litlab.search.storage import Liveness, build_storage, open_study
 from litlab.search.worker import Pruned, SweepPlan, TooManyFailures, tell, trial_outcome
 from tests.helpers.config import TEST_OVERRIDES
@@ -431,6 +432,7 @@ def test_sweeper_defaults_are_the_documented_ones():
         {"grace_period": 2, "heartbeat_interval": 1, "retry_failed": 0, "threads_per_worker": 1},
         {"n_trials": None, "timeout": None, "max_failure_rate": 1.0, "grace_period": None, "threads_per_worker": None},
         {"folds": 2, "max_replacements": 0},
+        {"folds": 5, "max_replacements": 3},
     ],
 )
 def test_sweeper_accepts_settings_at_their_limits(settings):
@@ -742,6 +744,20 @@ def test_sweeper_interrupted_still_writes_its_reports(tmp_path, monkeypatch, cap
     assert yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())["trials"]["complete"] == 2
 
 
+@pytest.mark.parametrize(("settings", "given"), [({}, 10.0), ({"heartbeat_interval": 1, "grace_period": 4}, 4)])
+def test_sweeper_gives_interrupted_workers_their_grace_period_up_to_ten_seconds(settings, given, tmp_path, monkeypatch):
+    def interrupted_run(pool):
+        raise KeyboardInterrupt
+
+    waited = []
+    sweeper = pooled_sweeper(tmp_path, monkeypatch, Workers(None), **settings)
+    monkeypatch.setattr(WorkerPool, "run", interrupted_run)
+    monkeypatch.setattr(WorkerPool, "interrupted", lambda pool, timeout: waited.append(timeout))
+    with pytest.raises(KeyboardInterrupt):
+        sweeper.sweep([])
+    assert waited == [given]
+
+
 class Workers:
     """Worker jobs launched one by one (as litlab.search.pool launches joblib's and submitit's): each job number
     in `dies` dies at once; any other runs `trials` trials of the plan on the shared study and returns."""
@@ -829,6 +845,14 @@ def test_sweeper_whose_workers_are_all_lost_stops_with_its_report(tmp_path, monk
     # the one replacement took the place of whichever worker was lost first, on its slot
     assert sorted(workers.launched) in ([0, 1, 2], [0, 1, 3])
     assert (tmp_path / "sweep" / "optimization_results.yaml").is_file()
+
+
+def test_sweeper_counts_the_replacements_of_a_single_worker_that_were_all_lost(tmp_path, monkeypatch):
+    workers = Workers(None, dies={0, 1, 2})
+    sweeper = pooled_sweeper(tmp_path, monkeypatch, workers, n_jobs=1, n_trials=4, max_replacements=2)
+    with pytest.raises(SweepError, match="3 of 3 workers were lost and 2 of hydra.sweeper.max_replacements=2 "):
+        sweeper.sweep([])
+    assert workers.launched == [0, 1, 2]
 
 
 def test_sweeper_replaces_no_worker_once_its_study_is_done(tmp_path, monkeypatch, caplog):
