@@ -815,7 +815,13 @@ class FailingLauncher:
 
 
 @pytest.mark.parametrize(
-    "target", [BASIC_LAUNCHER, "hydra_plugins.acme_launcher.AcmeLauncher", "acme.Launcher", "hydra.Launcher"]
+    "target",
+    [
+        "hydra._internal.core_plugins.basic_launcher.BasicLauncher",  # as the config gives it: an equal string
+        "hydra_plugins.acme_launcher.AcmeLauncher",
+        "acme.Launcher",
+        "hydra.Launcher",
+    ],
 )
 def test_sweeper_says_which_launcher_lost_its_workers_except_its_own_process(target):
     sweeper = SimpleNamespace(config=OmegaConf.create({"hydra": {"launcher": {"_target_": target}}}))
