@@ -147,6 +147,10 @@ def test_stepped_int_and_float_spaces_are_counted_and_listed_to_their_last_value
     for missing in (suggested[3], suggested[7], suggested[0]):
         others = [trial for trial in study.trials if trial.params["d"] != missing]
         assert {unevaluated_set({"d": floats}, others, seed)["d"] for seed in range(20)} == {missing}
+    # two values free: each is drawn as often as the other (the last is listed once, however it rounds)
+    others = [trial for trial in study.trials if trial.params["d"] not in (suggested[3], suggested[7])]
+    draws = [unevaluated_set({"d": floats}, others, seed)["d"] for seed in range(400)]
+    assert set(draws) == {suggested[3], suggested[7]} and 170 < draws.count(suggested[7]) < 230
 
 
 def test_trials_of_another_space_are_not_counted_as_evaluating_its_sets():
