@@ -1,6 +1,7 @@
 """Sweeps that scale out: the worker loop (litlab.search.worker) on a tiny task, workers in other processes,
 a shared study, lost trials recovered, bad input named."""
 
+import contextlib
 import os
 import signal
 import socket
@@ -1205,3 +1206,19 @@ def test_worker_of_a_dead_command_closes_its_running_trial_and_exits(monkeypatch
     assert closed.state == TrialState.FAIL and not counts(closed)
     assert closed.user_attrs[LOST_REASON] == "stopped: the sweep command (node7:4242) that started its worker died"
     assert kept.state == TrialState.COMPLETE and LOST_REASON not in kept.user_attrs
+
+
+@pytest.mark.parametrize(("heartbeat_interval", "interval"), [(60, 1.0), (0.5, 0.5)])
+def test_worker_watches_its_command_every_second_or_heartbeat(heartbeat_interval, interval, tiny, monkeypatch):
+    watched = []
+
+    @contextlib.contextmanager
+    def watching(command, on_death, interval):
+        watched.append((command, on_death.__name__, interval))
+        yield
+
+    monkeypatch.setattr(worker_module, "watching", watching)
+    tiny.study()
+    liveness = Liveness(heartbeat_interval=heartbeat_interval, grace_period=heartbeat_interval * 2)
+    tiny.run(tiny.worker(n_trials=1, command="node7:4242", liveness=liveness))
+    assert watched == [("node7:4242", "_orphaned", interval)]

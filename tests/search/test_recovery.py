@@ -159,6 +159,16 @@ def test_trials_of_another_space_are_not_counted_as_evaluating_its_sets():
     assert evaluated_sets([older], SPACE) == 0 and evaluated_sets([older], wider) == 1
 
 
+def test_trials_of_a_wider_range_count_only_with_their_values_in_the_narrower_one():
+    wide, narrow = {"depth": IntDistribution(1, 10)}, {"depth": IntDistribution(1, 5)}  # narrowed between commands
+    earlier = [
+        create_trial(state=TrialState.COMPLETE, value=1.0, params={"depth": d}, distributions=wide)
+        for d in (4, 6, 7, 8, 9)
+    ]
+    assert evaluated_sets(earlier, narrow) == 1 and evaluated_sets(earlier, wide) == 5
+    assert {unevaluated_set(narrow, earlier, seed)["depth"] for seed in range(40)} == {1, 2, 3, 5}
+
+
 def completed(params: dict) -> SimpleNamespace:
     """What the free-set search reads of a complete trial (a FrozenTrial costs 100 times as much to make)."""
     return SimpleNamespace(state=TrialState.COMPLETE, params=params, system_attrs={}, user_attrs={})

@@ -82,18 +82,26 @@ def space_size(distributions: Mapping[str, BaseDistribution]) -> int | None:
     return math.prod(sizes)
 
 
-def _evaluated_sets(trials: Iterable[FrozenTrial], names: list[str]) -> set[tuple[str, ...]]:
+def _evaluated_sets(
+    trials: Iterable[FrozenTrial], distributions: Mapping[str, BaseDistribution]
+) -> set[tuple[str, ...]]:
+    """The discrete space's sets that trials evaluate, by their values' reprs; not the sets of trials run on an
+    earlier, wider space of the study (an int range narrowed between two commands)."""
+    names = sorted(distributions)
+    grid = {name: set(map(repr, _values(distributions[name]))) for name in names}
     seen = set()
     for trial in trials:
         params = _params(trial)
         if _evaluated(trial) and sorted(params) == names:
-            seen.add(tuple(repr(params[name]) for name in names))
+            point = tuple(repr(params[name]) for name in names)
+            if all(value in grid[name] for name, value in zip(names, point, strict=True)):
+                seen.add(point)
     return seen
 
 
-def evaluated_sets(trials: Iterable[FrozenTrial], names: Iterable[str]) -> int:
-    """How many distinct parameter sets over `names` the study's trials evaluate."""
-    return len(_evaluated_sets(trials, sorted(names)))
+def evaluated_sets(trials: Iterable[FrozenTrial], distributions: Mapping[str, BaseDistribution]) -> int:
+    """How many distinct parameter sets of a discrete space the study's trials evaluate."""
+    return len(_evaluated_sets(trials, distributions))
 
 
 def _values(dist: BaseDistribution) -> list[Any]:
@@ -116,7 +124,7 @@ def unevaluated_set(
     if size is None:
         return None
     names = sorted(distributions)
-    seen = _evaluated_sets(trials, names)
+    seen = _evaluated_sets(trials, distributions)
     grid = [_values(distributions[name]) for name in names]
     rng = random.Random(seed)
     if size <= ENUMERATED:
