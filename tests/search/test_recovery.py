@@ -130,7 +130,8 @@ def test_a_large_discrete_space_gets_a_free_set_without_listing_it(monkeypatch):
 
 def test_stepped_int_and_float_spaces_are_counted_and_listed_to_their_last_value():
     ints, floats = IntDistribution(0, 10, step=2), FloatDistribution(0.0, 0.7, step=0.1)
-    assert space_size({"n": ints}) == 6 and space_size({"d": floats}) == 8
+    # an int: the worker's log says "Every one of the 6 parameter sets"
+    assert repr(space_size({"n": ints})) == "6" and space_size({"d": floats}) == 8
     assert space_size({"d": FloatDistribution(0.0, 0.3, step=0.1)}) == 4  # 0.3 / 0.1 is 2.9999999999999996
     assert space_size({"d": FloatDistribution(0.2, 0.6, step=0.2)}) == 3
     evaluated = [
@@ -151,12 +152,20 @@ def test_stepped_int_and_float_spaces_are_counted_and_listed_to_their_last_value
     others = [trial for trial in study.trials if trial.params["d"] not in (suggested[3], suggested[7])]
     draws = [unevaluated_set({"d": floats}, others, seed)["d"] for seed in range(400)]
     assert set(draws) == {suggested[3], suggested[7]} and 170 < draws.count(suggested[7]) < 230
+    # the same from a low above 0
+    above = FloatDistribution(0.2, 0.6, step=0.2)
+    first = create_trial(state=TrialState.COMPLETE, value=1.0, params={"d": 0.2}, distributions={"d": above})
+    draws = [unevaluated_set({"d": above}, [first], seed)["d"] for seed in range(400)]
+    assert set(draws) == {0.4, 0.6} and 170 < draws.count(0.6) < 230
 
 
 def test_trials_of_another_space_are_not_counted_as_evaluating_its_sets():
     wider = {**SPACE, "z": CategoricalDistribution([0, 1])}  # an earlier sweep of the study searched z too
     older = create_trial(state=TrialState.COMPLETE, value=1.0, params={"x": 1, "y": "a", "z": 0}, distributions=wider)
     assert evaluated_sets([older], SPACE) == 0 and evaluated_sets([older], wider) == 1
+    narrower = {"x": SPACE["x"]}  # ... or x alone
+    oldest = create_trial(state=TrialState.COMPLETE, value=1.0, params={"x": 1}, distributions=narrower)
+    assert evaluated_sets([oldest], SPACE) == 0 and evaluated_sets([oldest], narrower) == 1
 
 
 def test_trials_of_a_wider_range_count_only_with_their_values_in_the_narrower_one():
