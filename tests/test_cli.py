@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hydra_plugins.litlab_optuna_sweeper import launchers
-from litlab import CONFIG_DIR, ROOT_DIR
+from litlab import CONFIG_DIR, ROOT_DIR, cli
 from litlab.cli import drop_null_groups, refuse_missing_launcher
 
 # Every Python file in the repository root is a Hydra entry point (train.py, eval.py, ...).
@@ -214,3 +214,22 @@ def test_a_missing_launcher_plugin_ends_the_command_with_its_sentence(monkeypatc
     assert capsys.readouterr() == ("", launchers.missing_launcher_choice(["hydra/launcher=ray"], CONFIG_DIR) + "\n")
     refuse_missing_launcher(["-m", "hydra/launcher=joblib"])  # litlab's own preset: nothing to say
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize(
+    ("command", "entry_file"),
+    [("train", "train.py"), ("evaluate", "eval.py"), ("predict", "predict.py"), ("export", "export.py")],
+)
+def test_a_console_script_runs_its_entry_file_as_main_with_the_commands_arguments(
+    command, entry_file, tmp_path, monkeypatch
+):
+    for name in ("train.py", "eval.py", "predict.py", "export.py"):
+        (tmp_path / name).write_text(
+            "import sys\nfrom pathlib import Path\n"
+            "Path(__file__).with_suffix('.ran').write_text(' '.join([__name__, Path(__file__).name, *sys.argv]))\n"
+        )
+    monkeypatch.setattr(cli, "ENTRY_DIR", tmp_path)
+    monkeypatch.setattr(sys, "argv", [f"litlab-{command}", "seed=3"])
+    getattr(cli, command)()
+    assert [p.name for p in tmp_path.glob("*.ran")] == [entry_file.replace(".py", ".ran")]
+    assert (tmp_path / entry_file).with_suffix(".ran").read_text() == f"__main__ {entry_file} litlab-{command} seed=3"
