@@ -227,6 +227,12 @@ def test_a_lost_worker_is_replaced_while_the_study_needs_it(dies, max_replacemen
     }
 
 
+def test_a_long_run_of_losses_stops_at_max_replacements_however_large():
+    jobs = Jobs(set(range(300)))  # every job dies, the 301st would not
+    outcome = WorkerPool(jobs, lambda k: [], 1, 299, lambda: True, 0.01).run()
+    assert outcome.launched == 300 and len(outcome.lost) == 300 and not outcome.returns
+
+
 def test_the_pool_waits_for_workers_that_outlast_many_polls():
     outcome = WorkerPool(Jobs({1}, seconds=0.3), lambda k: [], 2, 1, lambda: True, poll=0.01).run()
     assert set(outcome.returns) == {0, 3} and set(outcome.lost) == {1} and outcome.launched == 3
