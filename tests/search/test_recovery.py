@@ -339,6 +339,10 @@ def test_a_launcher_chosen_by_config_group_names_its_missing_plugin(monkeypatch)
         "(hydra/launcher=basic, joblib, submitit_local or submitit_slurm)."
     )
     assert "hydra-rq-launcher" in launchers.missing_launcher_choice(["+hydra/launcher=rq"], CONFIG_DIR)
+    # every choice on the line is looked at, past one that needs no hint
+    assert "hydra-rq-launcher" in launchers.missing_launcher_choice(
+        ["hydra/launcher=joblib", "+hydra/launcher=rq"], CONFIG_DIR
+    )
     installed.add("hydra_plugins.hydra_ray_launcher")
     assert launchers.missing_launcher_choice(["hydra/launcher=ray"], CONFIG_DIR) is None  # Hydra finds its config
     # litlab's own presets, and names Hydra answers with its list of choices, pass
