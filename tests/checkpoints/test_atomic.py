@@ -129,7 +129,8 @@ def free_pid(pids: range) -> int:
 def test_a_save_clears_the_leftovers_of_dead_writers_only(tmp_path):
     folder, host = tmp_path / "checkpoints", socket.gethostname()
     folder.mkdir()
-    live = subprocess.Popen(["sleep", "60"])
+    # SIGHUP's default action restored: a probe that signals instead of asking must end it, even under nohup
+    live = subprocess.Popen(["sleep", "60"], preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     try:
         leftovers = {
             "below": f".last.ckpt.{host}.{free_pid(range(300, os.getpid()))}.tmp",  # died long ago
@@ -149,6 +150,21 @@ def test_a_save_clears_the_leftovers_of_dead_writers_only(tmp_path):
         live.wait()
     kept = {case for case, name in leftovers.items() if (folder / name).exists()}
     assert kept == {"live", "another host", "no pid", "another file"}
+    assert_good(folder / "last.ckpt", 1.0)
+
+
+def test_a_dead_writers_leftover_removed_meanwhile_by_another_save_is_no_error(tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    leftover = folder / f".last.ckpt.{socket.gethostname()}.{free_pid(range(300, 1 << 22))}.tmp"
+    leftover.write_bytes(b"partial")
+
+    def probe(pid, sig):  # while this save asks whether the writer lives, another save removes its file
+        leftover.unlink()
+        raise ProcessLookupError
+
+    monkeypatch.setattr(os, "kill", probe)
+    AtomicCheckpointIO().save_checkpoint(checkpoint(100, 1.0), folder / "last.ckpt")
     assert_good(folder / "last.ckpt", 1.0)
 
 

@@ -34,18 +34,22 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: asks whether the process exists, sends nothing
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's live process
+    return True
+
+
 def _remove_dead_writers_leftovers(path: Path) -> None:
     host = socket.gethostname()
     for leftover in path.parent.glob(f".{path.name}.{host}.*{_SUFFIX}"):
         pid = leftover.name[len(f".{path.name}.{host}.") : -len(_SUFFIX)]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            leftover.unlink(missing_ok=True)
-        except PermissionError:
-            pass  # another user's live process
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            leftover.unlink(missing_ok=True)  # another save may have removed it meanwhile
 
 
 def atomic_save(checkpoint: dict[str, Any], path: str | os.PathLike) -> None:
