@@ -423,6 +423,11 @@ def test_sweeper_defaults_are_the_documented_ones():
     sweeper = sweeper_with()
     for name in ("timeout", "monitor", "heartbeat_interval", "grace_period", "retry_failed", "threads_per_worker"):
         assert getattr(sweeper, name) == getattr(documented, name), name
+    assert (documented.max_replacements, sweeper.max_replacements) == (None, sweeper.n_jobs)  # null: n_jobs
+    # the values docs/search.md and the settings' docstring give
+    assert (documented.n_trials, documented.n_jobs, documented.heartbeat_interval) == (20, 1, 60)
+    assert (documented.timeout, documented.grace_period, documented.folds, documented.pruner) == (None,) * 4
+    assert documented.retry_failed == 0 and documented.custom_search_space_kwargs is None
 
 
 @pytest.mark.parametrize(
