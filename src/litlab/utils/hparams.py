@@ -16,8 +16,16 @@ log = RankedLogger(__name__)
 # of runs leaves them out.
 MODEL_SKIPPED = frozenset(
     {
-        *("_recursive_", "_partial_", "class_names", "compile", "analogy_path", "similarity_path", "vectors_file"),
-        *("grid_images", "projector_words", "samples_per_class"),
+        "_recursive_",
+        "_partial_",
+        "class_names",
+        "compile",
+        "analogy_path",
+        "similarity_path",
+        "vectors_file",
+        "grid_images",
+        "projector_words",
+        "samples_per_class",
     }
 )
 DATA_SKIPPED = frozenset({"data_dir", "root", "download", "num_workers", "pin_memory", "eval_batch_size"})
